@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine with only Python:
+#   make demo   trains a few seeds, fits every model family, prints the equations
+#   make test   unit tests, then the second stage (notebooks, reproduce, Ray)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
+
+.PHONY: demo test test-unit test-slow install lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,ray]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dynafit demo --out demo_out
+
+test: test-unit test-slow
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests collected"; rc=0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check dynafit training tests benchmarks
+
+clean:
+	rm -rf $(VENV) .jax_cache demo_out
