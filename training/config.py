@@ -98,7 +98,9 @@ class TrainConfig:
             if value is not None:
                 _int(value, name, lo=0)
         if not isinstance(self.freeze_embedding, bool):
-            raise ValueError(f"freeze_embedding must be true or false, got {self.freeze_embedding!r}")
+            raise ValueError(
+                f"freeze_embedding must be true or false, got {self.freeze_embedding!r}"
+            )
         m = (self.p - 1) // 2
         for k in self.scale_freqs:
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= m:
@@ -155,9 +157,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(
-                f"unknown config key(s) {unknown}; known keys are {sorted(known)}"
-            )
+            raise ValueError(f"unknown config key(s) {unknown}; known keys are {sorted(known)}")
         return cls(**dict(d))
 
     def replace(self, **changes: Any) -> TrainConfig:
