@@ -1,0 +1,386 @@
+"""``dynafit fit``: fit candidate ODE families to trajectories, print the leaderboard and
+the best model's equations, and write a report folder.
+
+Exit codes: 0 done; 2 bad arguments or input (a message, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Fit candidate ODE families (linear, lotka_volterra, polynomial) to a trajectory file or a
+folder of them, rank them (best first by BIC; within 10 of the best, the smaller library
+and then fewer terms win), print the leaderboard and the best model's equations, and write
+a report folder (report.md, leaderboard.csv, equations.json/.tex, figures/*.png). A batch
+(several runs) is fitted pooled for the leaderboard and run by run for runs.csv."""
+
+EPILOG = """\
+examples:
+  dynafit fit runs.npz --families linear,lotka_volterra --window 0:1000
+  dynafit fit sweep_dir/ --backend ray --out sweep_fit
+  dynafit fit runs.npz --run 3 --window 0:1000 --horizon 1000 --derivative forward"""
+
+
+class _UsageError(Exception):
+    """Bad arguments: reported with the usage line and exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print and sys.exit(2)
+        raise _UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="dynafit fit",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help="a trajectory .npz, or a folder of them (one batch)")
+    p.add_argument(
+        "--families",
+        default="linear,lotka_volterra,polynomial",
+        help="comma-separated families (default: %(default)s)",
+    )
+    p.add_argument(
+        "--window",
+        default=None,
+        metavar="T0:T1",
+        help="fit on t0 <= t <= t1, both ends included; either end may be empty",
+    )
+    p.add_argument(
+        "--derivative",
+        default=None,
+        help="derivative estimate: centered (default), forward (the paper's "
+        "x[t+1]-x[t]), smoothed, finite_difference",
+    )
+    p.add_argument("--optimizer", default=None, help="stlsq (default), sr3 or ensemble")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="fixed sparsity threshold (default: chosen from a sweep)",
+    )
+    p.add_argument("--by", default="bic", help="ranking criterion (default: bic)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="report folder (default: INPUT_fit beside the input)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a report of a different fit in --out (dynafit's files only)",
+    )
+    p.add_argument("--run", type=int, default=None, metavar="I", help="fit only run I of a batch")
+    p.add_argument(
+        "--vars",
+        default=None,
+        metavar="A,B,...",
+        help="fit only these variables (comma-separated names)",
+    )
+    p.add_argument(
+        "--horizon",
+        type=float,
+        default=None,
+        metavar="N",
+        help="forecast the N time units after the window and score it against "
+        "the data there (forecast_r2, forecast_skill)",
+    )
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="where the per-run fits of a batch run (default: local)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address for --backend ray (default: RAY_ADDRESS or a local cluster)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes for the per-run fits (default: the backend's)",
+    )
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="add rollout-refined variants of every model (dynafit.refine)",
+    )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ensemble fit of N bootstrap models (N >= 2)",
+    )
+    p.add_argument(
+        "--no-per-run",
+        action="store_true",
+        help="for a batch, skip fitting each run separately (runs.csv)",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write no figures")
+    return p
+
+
+def parse_window(text: str | None) -> tuple[float | None, float | None]:
+    """``"T0:T1"`` -> (t0, t1); either side may be empty (open)."""
+    if text is None:
+        return None, None
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise _UsageError(f"--window must look like T0:T1 (for example 0:1000), got {text!r}")
+    out: list[float | None] = []
+    for part in parts:
+        part = part.strip()
+        if not part:
+            out.append(None)
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise _UsageError(f"--window: {part!r} is not a number (in {text!r})") from None
+    t0, t1 = out
+    if t0 is not None and t1 is not None and t0 > t1:
+        raise _UsageError(f"--window start {t0:g} is after its end {t1:g}")
+    return t0, t1
+
+
+def _families(text: str) -> list[str]:
+    from .families import get_family
+
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    if not names:
+        raise _UsageError("--families is empty")
+    out = []
+    for name in names:
+        try:
+            out.append(get_family(name).name)
+        except ValueError as err:
+            raise _UsageError(f"--families: {err}") from None
+    if len(set(out)) != len(out):
+        raise _UsageError(f"--families names a family twice: {names}")
+    return out
+
+
+def default_out(source: Path) -> Path:
+    """``runs.npz`` -> ``runs_fit/``; ``dir/`` -> ``dir_fit/`` (beside the input)."""
+    source = source.resolve()
+    stem = source.stem if source.is_file() else source.name
+    return source.parent / f"{stem}_fit"
+
+
+def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if args.derivative is not None:
+        opts["derivative"] = args.derivative
+    if args.optimizer is not None:
+        opts["optimizer"] = args.optimizer
+    if args.threshold is not None:
+        opts["threshold"] = args.threshold
+    if args.ensemble is not None:
+        if args.ensemble < 2:
+            raise _UsageError(f"--ensemble needs N >= 2 models, got {args.ensemble}")
+        if args.optimizer not in (None, "ensemble"):
+            raise _UsageError("--ensemble and --optimizer name different optimisers; give one")
+        opts["optimizer"] = "ensemble"
+        opts["n_models"] = args.ensemble
+    return opts
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """An executor for the per-run fits, from ``dynafit._executors`` when it exists."""
+    if args.backend == "local" and not args.workers:
+        return None
+    try:
+        from . import _executors
+    except ImportError:
+        if args.backend == "ray":
+            raise _UsageError("--backend ray is not available in this installation yet") from None
+        return None
+    make = getattr(_executors, "make_executor", None) or getattr(_executors, "get_executor", None)
+    if make is None:
+        raise _UsageError(f"--backend {args.backend}: dynafit._executors has no make_executor")
+    kwargs: dict[str, Any] = {}
+    if args.address is not None:
+        kwargs["address"] = args.address
+    if args.workers is not None:
+        kwargs["workers"] = args.workers
+    try:
+        return make(args.backend, **kwargs)
+    except ImportError as err:
+        raise _UsageError(str(err)) from None
+
+
+def _config(args: argparse.Namespace, source: Path) -> dict[str, Any]:
+    """What the report records and compares on a re-run (not where it ran)."""
+    keys = (
+        "families",
+        "window",
+        "derivative",
+        "optimizer",
+        "threshold",
+        "by",
+        "run",
+        "vars",
+        "horizon",
+        "refine",
+        "ensemble",
+        "no_per_run",
+        "no_figures",
+    )
+    out = {"input": str(source.resolve())}
+    out.update({k: getattr(args, k) for k in keys})
+    return out
+
+
+def _print_board(board: Any, by: str) -> None:
+    from ._report import _fmt
+
+    cols = [
+        c
+        for c in (
+            "rank",
+            "family",
+            "variant",
+            "n_terms",
+            "deriv_r2",
+            "rollout_r2",
+            "forecast_r2",
+            "forecast_skill",
+            "rmse",
+            "bic",
+            "diverged",
+        )
+        if c in board.columns
+    ]
+    if by not in cols and by in board.columns:
+        cols.append(by)
+    rows = [[str(c) for c in cols]]
+    for _, row in board.iterrows():
+        cells = [_fmt(row[c]) for c in cols]
+        if row.get("status", "ok") != "ok":
+            cells = cells[:3] + [str(row["status"])[:70]]
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(cols))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dynafit fit``; returns the exit code."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+        return _run(args)
+    except _UsageError as err:
+        print(parser.format_usage().rstrip(), file=sys.stderr)
+        print(f"dynafit fit: error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"dynafit fit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dynafit fit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dynafit
+
+    from ._compare import compare, fit_many
+    from ._report import write_report
+
+    source = Path(args.input)
+    if not source.exists():
+        raise _UsageError(f"{source}: no such file or folder")
+    families = _families(args.families)
+    t0, t1 = parse_window(args.window)
+    if args.horizon is not None and not args.horizon > 0:
+        raise _UsageError(f"--horizon must be > 0, got {args.horizon:g}")
+    if args.run is not None and args.run < 0:
+        raise _UsageError(f"--run must be >= 0, got {args.run}")
+    if args.workers is not None and args.workers < 1:
+        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.address is not None and args.backend != "ray":
+        raise _UsageError("--address only applies to --backend ray")
+    options = _fit_options(args)
+    if args.refine and not hasattr(dynafit, "refine"):
+        raise _UsageError(
+            "--refine needs dynafit.refine, which this installation does not have yet"
+        )
+    out = Path(args.out) if args.out else default_out(source)
+    config = _config(args, source)
+
+    from ._report import check_out_dir
+
+    check_out_dir(out, config, args.overwrite)  # refuse early, before any fitting
+
+    full = dynafit.load(source)
+    if args.run is not None:
+        if args.run >= full.n_runs:
+            raise _UsageError(f"--run {args.run}: {source} holds {full.n_runs} run(s)")
+        full = full.run(args.run)
+    if args.vars:
+        full = full.select([v.strip() for v in args.vars.split(",") if v.strip()])
+    traj = full.window(t0, t1) if (t0 is not None or t1 is not None) else full
+    forecast = None
+    if args.horizon is not None:
+        end = traj.t[-1]
+        after = full.t[(full.t > end) & (full.t <= end + args.horizon)]
+        if after.size < 1:
+            raise _UsageError(
+                f"--horizon {args.horizon:g}: the data has no time points after the window's "
+                f"end {end:g} (it ends at {full.t[-1]:g})"
+            )
+        forecast = full.window(end, end + args.horizon)
+
+    what = f"{traj.n_runs} runs x " if traj.is_batch else ""
+    print(
+        f"dynafit fit: {source}: {what}{traj.n_times} times in [{traj.t[0]:g}, {traj.t[-1]:g}], "
+        f"{traj.n_vars} variables; families {', '.join(families)}"
+    )
+    start = time.perf_counter()
+    board = compare(traj, families, by=args.by, refine=args.refine, forecast=forecast, **options)
+    runs_table = None
+    if traj.is_batch and not args.no_per_run:
+        runs_table = fit_many(
+            traj, families, executor=_executor(args), forecast=forecast, **options
+        )
+    elapsed = time.perf_counter() - start
+    print(
+        f"\nleaderboard (by {args.by}{', pooled over runs' if traj.is_batch else ''}; "
+        f"{elapsed:.1f} s):"
+    )
+    _print_board(board, args.by)
+    fitted = board[board["model"].notna()]
+    if len(fitted):
+        best = fitted.iloc[0]
+        variant = "" if best["variant"] == "sindy" else f" ({best['variant']})"
+        print(f"\nbest model: {best['family']}{variant}, {int(best['n_terms'])} terms")
+        print(str(best["model"]))
+    else:
+        print("\nno family could be fitted to this data")
+    report = write_report(
+        out,
+        traj,
+        board,
+        runs=runs_table,
+        config=config,
+        overwrite=args.overwrite,
+        figures=not args.no_figures,
+        source=str(source),
+    )
+    print(f"\nreport: {report}")
+    return 0

@@ -1,0 +1,410 @@
+"""The report folder of a fit: Markdown, equations (JSON and LaTeX), figures and tables.
+
+Layout of ``OUT/``::
+
+    report.md          leaderboard, the best model's equations, links to the figures
+    leaderboard.csv    the leaderboard without its model objects
+    runs.csv           per-run table from ``fit_many`` (batches only)
+    equations.json     per family and variant: names, terms, coefficients, LaTeX
+    equations.tex      every model's equations as LaTeX ``align*`` blocks
+    figures/*.png      rollouts, coefficient heatmaps, threshold sweeps, leaderboard
+    manifest.json      what wrote the folder (config) and the files it owns
+
+Every file is written atomically. A folder is written only when it is new or empty, or
+was written by dynafit before (its ``manifest.json``); a different config is refused
+unless ``overwrite``. Files dynafit does not own are never replaced or removed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sympy
+
+from ._io import atomic_write, load_json, save_json, to_jsonable
+from ._trajectory import Trajectory
+
+MANIFEST_KIND = "dynafit.fit_report/1"
+
+
+# --------------------------------------------------------------------------- safety
+def check_out_dir(out: str | os.PathLike, config: Mapping[str, Any], overwrite: bool) -> set[str]:
+    """Make sure ``out`` may be written; returns the files dynafit owns there already.
+
+    Raises ``ValueError`` when ``out`` is a file, a non-empty folder dynafit did not
+    write (unless ``overwrite``), or a report of a different config (unless ``overwrite``).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; choose another --out")
+    if not out.exists():
+        return set()
+    manifest = out / "manifest.json"
+    entries = [p for p in out.iterdir()]
+    if not manifest.exists():
+        if entries and not overwrite:
+            raise ValueError(
+                f"{out} is not empty and was not written by `dynafit fit`; choose a new or "
+                "empty --out (or pass --overwrite to add the report beside your files; "
+                "none of them is replaced)"
+            )
+        return set()
+    try:
+        previous = load_json(manifest)
+    except ValueError as err:
+        raise ValueError(
+            f"{out}: its manifest.json is unreadable ({err}); choose another --out"
+        ) from None
+    if not isinstance(previous, dict) or previous.get("kind") != MANIFEST_KIND:
+        raise ValueError(
+            f"{out}/manifest.json belongs to something else than a dynafit fit report; "
+            "choose another --out"
+        )
+    if to_jsonable(dict(config)) != previous.get("config") and not overwrite:
+        raise ValueError(
+            f"{out} holds a report of a different fit (config {previous.get('config')}); "
+            "pass --overwrite to replace it, or choose another --out"
+        )
+    return {str(f) for f in previous.get("files", [])}
+
+
+def _guard(out: Path, rel: str, owned: set[str]) -> Path:
+    path = out / rel
+    if path.exists() and rel not in owned:
+        raise ValueError(f"{path} exists and was not written by dynafit; refusing to replace it")
+    return path
+
+
+# --------------------------------------------------------------------------- content
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return ""
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    cols = [c for c in (columns or df.columns) if c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in df[cols].iterrows():
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def table_for_csv(board: pd.DataFrame) -> pd.DataFrame:
+    """A leaderboard or run table without its Model objects."""
+    return board.drop(columns=["model"], errors="ignore")
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    variant = row.get("variant", "sindy")
+    return str(row["family"]) + ("" if variant in ("sindy", None) else f"_{variant}")
+
+
+def model_record(model: Any) -> dict[str, Any]:
+    """One model's equations as plain data: names, terms, coefficients, LaTeX."""
+    eqs = list(model.equations())
+    return {
+        "names": list(model.names),
+        "terms": [str(t) for t in model.terms],
+        "terms_latex": [sympy.latex(t) for t in model.terms],
+        "coefficients": np.asarray(model.coefficients, dtype=float).tolist(),
+        "n_terms": int(np.count_nonzero(np.asarray(model.coefficients))),
+        "equations": [f"{eq.lhs} = {eq.rhs}" for eq in eqs],
+        "equations_latex": [sympy.latex(eq) for eq in eqs],
+        "latex": model.latex(),
+    }
+
+
+def _equations_json(board: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {"schema": "dynafit.equations/1", "models": []}
+    for _, row in board.iterrows():
+        rec: dict[str, Any] = {
+            "family": row["family"],
+            "variant": row.get("variant", "sindy"),
+            "rank": int(row["rank"]) if "rank" in row else None,
+            "status": row.get("status", "ok"),
+        }
+        if row.get("model") is not None:
+            rec.update(model_record(row["model"]))
+        out["models"].append(rec)
+    return to_jsonable(out)
+
+
+def _align(eqs: Sequence[sympy.Eq]) -> str:
+    lines = [f"  {sympy.latex(eq.lhs)} &= {sympy.latex(eq.rhs)}" for eq in eqs]
+    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
+
+
+def _equations_tex(board: pd.DataFrame) -> str:
+    parts = ["% Equations written by `dynafit fit`; one align* block per model, best first."]
+    for _, row in board.iterrows():
+        if row.get("model") is None:
+            continue
+        parts.append(f"% rank {row.get('rank', '')}: {_label(row)}")
+        parts.append(_align(row["model"].equations()))
+    return "\n\n".join(parts) + "\n"
+
+
+def runs_summary(table: pd.DataFrame, by: str = "bic") -> pd.DataFrame:
+    """Per family: runs fitted, mean and spread of the scores, and how often it won a run."""
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    rows = []
+    winners = _winners(table, by)
+    for family, grp in ok.groupby("family", sort=False):
+        row: dict[str, Any] = {"family": family, "runs": len(grp)}
+        for col in ("deriv_r2", "rollout_r2", "forecast_r2", "forecast_skill", "n_terms"):
+            if col in grp:
+                vals = pd.to_numeric(grp[col], errors="coerce").replace([np.inf, -np.inf], np.nan)
+                row[f"{col}_mean"] = vals.mean()
+                row[f"{col}_std"] = vals.std()
+        if "diverged" in grp:
+            row["diverged"] = int(grp["diverged"].astype(bool).sum())
+        if "survivor_recall" in grp:
+            row["survivor_precision_mean"] = pd.to_numeric(grp["survivor_precision"]).mean()
+            row["survivor_recall_mean"] = pd.to_numeric(grp["survivor_recall"]).mean()
+        row["wins"] = int((winners == family).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _winners(table: pd.DataFrame, by: str) -> pd.Series:
+    from ._compare import rank
+
+    if "run" not in table or by not in table:
+        return pd.Series(dtype=object)
+    return table.groupby("run").apply(lambda g: rank(g, by).iloc[0]["family"])
+
+
+# --------------------------------------------------------------------------- writer
+def write_report(
+    out: str | os.PathLike,
+    traj: Trajectory,
+    board: pd.DataFrame,
+    *,
+    runs: pd.DataFrame | None = None,
+    config: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    figures: bool = True,
+    title: str = "dynafit fit report",
+    source: str | None = None,
+) -> Path:
+    """Write the report folder for a leaderboard from ``compare`` (and, for a batch, the
+    per-run table from ``fit_many``); returns the path of ``report.md``.
+
+    ``config`` records what produced the report (the command's options): re-running the
+    same config rewrites the folder, a different one is refused unless ``overwrite``.
+    """
+    out = Path(out)
+    config = to_jsonable(dict(config or {}))
+    owned = check_out_dir(out, config, overwrite)
+    by = board.attrs.get("by", "bic")
+
+    files: dict[str, Any] = {}  # relative path -> writer(tmp)
+    figure_links: list[tuple[str, str]] = []
+    if figures:
+        for rel, caption, make in _figures(traj, board):
+            files[rel] = _figure_writer(make)
+            figure_links.append((caption, rel))
+    csv = table_for_csv(board).to_csv(index=False)
+    files["leaderboard.csv"] = _text_writer(csv)
+    if runs is not None:
+        files["runs.csv"] = _text_writer(table_for_csv(runs).to_csv(index=False))
+    eq_json = _equations_json(board)
+    files["equations.json"] = lambda tmp: save_json_to(tmp, eq_json)
+    files["equations.tex"] = _text_writer(_equations_tex(board))
+    md = _markdown(traj, board, runs, by, figure_links, title, source, config)
+    files["report.md"] = _text_writer(md)
+
+    for rel in files:
+        _guard(out, rel, owned)
+    out.mkdir(parents=True, exist_ok=True)
+    # The manifest first lists every file dynafit may own here (old and new), so an
+    # interrupted write leaves nothing unaccounted for; then the files; then the final one.
+    save_json(
+        out / "manifest.json",
+        {
+            "kind": MANIFEST_KIND,
+            "status": "writing",
+            "config": config,
+            "files": sorted(owned | set(files)),
+        },
+    )
+    for rel, write in files.items():
+        atomic_write(out / rel, write)
+    for stale in sorted(owned - set(files)):
+        path = out / stale
+        if path.is_file():
+            path.unlink()
+    from . import __version__
+
+    save_json(
+        out / "manifest.json",
+        {
+            "kind": MANIFEST_KIND,
+            "status": "complete",
+            "config": config,
+            "dynafit_version": __version__,
+            "files": sorted(files),
+        },
+    )
+    return out / "report.md"
+
+
+def save_json_to(tmp: Path, obj: Any) -> None:
+    import json
+
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def _text_writer(text: str):
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    return write
+
+
+def _figure_writer(make):
+    def write(tmp: Path) -> None:
+        fig = make()
+        fig.savefig(tmp, format="png", dpi=110)
+
+    return write
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _figures(traj: Trajectory, board: pd.DataFrame):
+    """(relative path, caption, factory) for each figure; factories run at write time."""
+    from . import _plot
+
+    ok = board[board["model"].notna()] if "model" in board else board.iloc[:0]
+    out = [("figures/leaderboard.png", "Leaderboard", lambda: _plot.plot_leaderboard(board))]
+    if len(ok):
+        out.append(
+            (
+                "figures/rollouts.png",
+                "Data against each model's rollout",
+                lambda: _plot.plot_rollouts(traj, ok),
+            )
+        )
+    for _, row in ok.iterrows():
+        model, name = row["model"], _label(row)
+        label = _safe(name)
+        out.append(
+            (
+                f"figures/coefficients_{label}.png",
+                f"Coefficients: {name}",
+                functools.partial(_plot.plot_coefficients, model, title=f"{name}: coefficients"),
+            )
+        )
+        sweep = getattr(model, "sweep", None)
+        if sweep is not None and len(sweep) > 0:
+            out.append(
+                (
+                    f"figures/sweep_{label}.png",
+                    f"Threshold sweep: {name}",
+                    functools.partial(_plot.plot_sweep, model, title=f"{name}: threshold sweep"),
+                )
+            )
+    return out
+
+
+_BOARD_COLUMNS = (
+    "rank",
+    "family",
+    "variant",
+    "status",
+    "n_terms",
+    "n_library",
+    "deriv_r2",
+    "rollout_r2",
+    "forecast_r2",
+    "forecast_skill",
+    "rmse",
+    "aic",
+    "bic",
+    "diverged",
+)
+
+
+def _markdown(
+    traj: Trajectory,
+    board: pd.DataFrame,
+    runs: pd.DataFrame | None,
+    by: str,
+    figure_links: Sequence[tuple[str, str]],
+    title: str,
+    source: str | None,
+    config: Mapping[str, Any],
+) -> str:
+    lines = [f"# {title}", ""]
+    shape = f"{traj.n_runs} runs x " if traj.is_batch else ""
+    lines.append(
+        f"Data: {source + ', ' if source else ''}{shape}{traj.n_times} time points in "
+        f"[{traj.t[0]:g}, {traj.t[-1]:g}], {traj.n_vars} variables "
+        f"({', '.join(traj.names[:8])}{', ...' if traj.n_vars > 8 else ''})."
+    )
+    if traj.is_batch:
+        lines.append("The leaderboard fits one pooled model per family over all runs.")
+    lines += ["", f"## Leaderboard (by {by})", ""]
+    lines.append(
+        f"Best first. Rows within 10 of the best {by.upper()} count as equally good and the "
+        "smaller library (n_library), then fewer terms, wins among them; diverged rollouts "
+        "rank after finite ones; families that cannot apply to the data rank last."
+        if by in ("aic", "bic")
+        else f"Best first by {by}."
+    )
+    lines += ["", markdown_table(board, _BOARD_COLUMNS), ""]
+    na = board[board["status"] != "ok"] if "status" in board else board.iloc[:0]
+    for _, row in na.iterrows():
+        lines.append(f"- {_label(row)}: {row['status']}")
+    if len(na):
+        lines.append("")
+    best = board[board["model"].notna()] if "model" in board else board.iloc[:0]
+    if len(best):
+        row = best.iloc[0]
+        lines += [f"## Best model: {_label(row)}", ""]
+        if bool(row.get("diverged", False)):
+            lines += ["**Warning:** every fitted model's rollout diverged.", ""]
+        lines += ["$$", _align(row["model"].equations()), "$$", ""]
+        lines += [
+            "All models' equations: [equations.tex](equations.tex), "
+            "[equations.json](equations.json); scores: [leaderboard.csv](leaderboard.csv).",
+            "",
+        ]
+    if runs is not None:
+        lines += ["## Runs fitted one by one", ""]
+        lines.append(
+            f"{runs['run'].nunique()} runs, each fitted separately; full table in "
+            "[runs.csv](runs.csv). Per family (mean and spread over runs; wins = runs "
+            f"where the family ranked first by {by}):"
+        )
+        lines += ["", markdown_table(runs_summary(runs, by)), ""]
+    if figure_links:
+        lines += ["## Figures", ""]
+        for caption, rel in figure_links:
+            lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
+    if config:
+        lines += ["## Settings", "", "```", *(f"{k}: {v}" for k, v in config.items()), "```", ""]
+    return "\n".join(lines)
