@@ -1,0 +1,338 @@
+"""``dynafit.fit``: from a Trajectory to a Model by sparse regression (pysindy).
+
+Pipeline: derivatives (``_derivatives``) -> library theta(x) and targets
+(dx_i/dt) / g_i(x) -> columns and targets scaled to unit RMS -> pysindy optimiser
+(STLSQ, SR3 or the ensemble) -> coefficients scaled back. With no ``threshold`` given, a
+sweep over thresholds is fitted on the first part of every run and scored on the rest
+(held-out derivative error); the sparsest model whose error is not meaningfully worse
+than the best is chosen (see :func:`select`), and the sweep is kept on ``model.sweep``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pysindy as ps
+from threadpoolctl import threadpool_limits
+
+from ._derivatives import check_method, differentiate
+from ._model import Model, VectorField, vector_field
+from ._trajectory import Trajectory
+from .families._base import AbstractFamily, get_family
+
+OPTIMIZERS = ("stlsq", "sr3", "ensemble")
+CRITERIA = ("holdout", "aic", "bic")
+
+#: extra keyword options of :func:`fit` and their defaults
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "order": 2,  # finite-difference order ("centered", "smoothed")
+    "window": None,  # Savitzky-Golay window for "smoothed" (default 11)
+    "holdout": 0.2,  # fraction of every run's end held out for the sweep
+    "n_thresholds": 24,  # size of the automatic threshold grid
+    "thresholds": None,  # explicit grid (relative thresholds) instead
+    "tolerance": None,  # fixed relative tolerance of the selection rule (None: adaptive)
+    "abs_tolerance": 1e-3,  # errors below this fraction of the variance are equal
+    "alpha": 1e-6,  # ridge strength (STLSQ), relative to the scaled library
+    "max_iter": 20,
+    "nu": 1.0,  # SR3 relaxation
+    "n_models": 20,  # ensemble size
+    "seed": 0,  # ensemble resampling
+}
+
+
+def fit(
+    traj: Trajectory,
+    family: str | AbstractFamily = "linear",
+    *,
+    derivative: str = "centered",
+    optimizer: str = "stlsq",
+    threshold: float | None = None,
+    n_terms: int | None = None,
+    criterion: str = "holdout",
+    **options: Any,
+) -> Model:
+    """Fit one ODE model of ``family`` to ``traj`` (one run, or a batch pooled into one model).
+
+    - ``derivative``: "centered" (default; pysindy FiniteDifference, ``order=2``),
+      "forward" (the paper's x[t+1] - x[t]), "smoothed", "finite_difference".
+    - ``optimizer``: "stlsq" (default), "sr3" (L0), "ensemble" (bagged STLSQ, median).
+    - ``threshold``: a relative threshold (coefficients are measured on unit-RMS library
+      columns against unit-RMS targets, so 0.05 drops terms contributing under ~5 % of a
+      derivative's typical size). None: chosen from a sweep by ``criterion``
+      ("holdout", default; or "aic", "bic").
+    - ``n_terms``: instead of a threshold, the densest sweep point with at most this many
+      non-zero coefficients (fitted on all data).
+    - ``**options``: see ``DEFAULT_OPTIONS`` (order, window, holdout, n_thresholds,
+      thresholds, tolerance, abs_tolerance, alpha, max_iter, nu, n_models, seed).
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
+    fam = get_family(family)
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown}; valid options are derivative, optimizer, threshold, "
+            f"n_terms, criterion and {sorted(DEFAULT_OPTIONS)}"
+        )
+    opts = {**DEFAULT_OPTIONS, **options}
+    check_method(derivative)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
+    if threshold is not None and n_terms is not None:
+        raise ValueError("give threshold or n_terms, not both")
+    if threshold is not None and not (np.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    if n_terms is not None and (not isinstance(n_terms, int) or n_terms < 1):
+        raise ValueError(f"n_terms must be a positive int, got {n_terms!r}")
+    if not 0 < opts["holdout"] < 1:
+        raise ValueError(f"holdout must be in (0, 1), got {opts['holdout']!r}")
+    if optimizer == "ensemble" and (not isinstance(opts["n_models"], int) or opts["n_models"] < 2):
+        raise ValueError(f"n_models must be an int >= 2, got {opts['n_models']!r}")
+
+    fam.validate(traj.x, traj.names)
+    data = _Data.build(traj, fam, derivative, opts)
+
+    record = {
+        "derivative": derivative,
+        "optimizer": optimizer,
+        "criterion": criterion,
+        **{k: v for k, v in opts.items() if k in ("order", "holdout", "alpha", "max_iter")},
+        "n_runs": traj.n_runs,
+        "t_range": [float(traj.t[0]), float(traj.t[-1])],
+    }
+    if derivative == "smoothed":
+        record["window"] = opts["window"]
+    if optimizer == "sr3":
+        record["nu"] = opts["nu"]
+    if optimizer == "ensemble":
+        record.update(n_models=opts["n_models"], seed=opts["seed"])
+
+    if threshold is not None:
+        xi = data.regress(data.all, threshold, optimizer, opts)
+        return Model(fam, traj.names, xi, {**record, "threshold": float(threshold)})
+
+    grid = _grid(data, optimizer, opts)
+    if n_terms is not None:
+        fits = [data.regress(data.all, thr, optimizer, opts) for thr in grid]
+        counts = np.array([np.count_nonzero(x) for x in fits])
+        ok = np.flatnonzero(counts <= n_terms)
+        pick = ok[np.argmax(counts[ok])] if ok.size else int(np.argmin(counts))
+        sweep = pd.DataFrame({"threshold": grid, "n_terms": counts})
+        sweep["selected"] = np.arange(len(grid)) == pick
+        return Model(
+            fam,
+            traj.names,
+            fits[pick],
+            {**record, "threshold": float(grid[pick]), "n_terms_requested": n_terms},
+            sweep,
+        )
+
+    if data.train.n_rows < data.n_lib or data.test.n_rows < 2:
+        raise ValueError(
+            f"too few points for a held-out threshold sweep ({data.train.n_rows} training rows "
+            f"for {data.n_lib} library terms); give threshold= or more data"
+        )
+    rows = []
+    for thr in grid:
+        xi = data.regress(data.train, thr, optimizer, opts)
+        err, se = data.heldout_error(xi)
+        aic, bic = data.information(xi, data.train)
+        rows.append((thr, int(np.count_nonzero(xi)), err, se, aic, bic))
+    sweep = pd.DataFrame(
+        rows, columns=["threshold", "n_terms", "heldout_error", "heldout_se", "aic", "bic"]
+    )
+    if criterion == "holdout":
+        sweep["criterion"] = sweep["heldout_error"]
+        pick, tol = select(sweep, opts["tolerance"], opts["abs_tolerance"])
+        record["selection_tolerance"] = tol
+    else:
+        sweep["criterion"] = sweep[criterion]
+        pick = int(np.argmin(sweep[criterion].to_numpy()))
+    sweep["selected"] = np.arange(len(sweep)) == pick
+    thr = float(sweep["threshold"].iloc[pick])
+    xi = data.regress(data.all, thr, optimizer, opts)
+    return Model(fam, traj.names, xi, {**record, "threshold": thr}, sweep)
+
+
+def select(sweep: pd.DataFrame, tolerance: float | None = None, abs_tolerance: float = 1e-3):
+    """Index of the sparsest sweep point whose held-out error is within a tolerance of the best.
+
+    Errors are fractions of unexplained variance. Accepted: ``err <= best + tol`` with
+    ``tol = max(abs_tolerance, se_best, tolerance * best)``, where ``se_best`` is the
+    standard error of the best point's held-out error (from blocks of held-out samples)
+    unless a fixed relative ``tolerance`` is given. The standard error tracks the noise:
+    clean data gets the small absolute floor (finite-difference truncation error no
+    longer buys terms), noisy data a band as wide as its own uncertainty. Among the
+    accepted, fewest terms wins, then the lower error. Returns ``(index, tol)``.
+    """
+    err = sweep["heldout_error"].to_numpy()
+    se = sweep["heldout_se"].to_numpy()
+    counts = sweep["n_terms"].to_numpy()
+    finite = np.isfinite(err)
+    if not finite.any():
+        return int(np.argmax(counts)), float("nan")
+    best = int(np.nanargmin(np.where(finite, err, np.inf)))
+    spread = se[best] if tolerance is None else tolerance * err[best]
+    tol = float(max(abs_tolerance, spread))
+    ok = np.flatnonzero(finite & (err <= err[best] + tol))
+    order = np.lexsort((err[ok], counts[ok]))
+    return int(ok[order[0]]), tol
+
+
+def _grid(data: _Data, optimizer: str, opts: dict[str, Any]) -> np.ndarray:
+    if opts["thresholds"] is not None:
+        grid = np.asarray(opts["thresholds"], dtype=float).ravel()
+        if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+            raise ValueError("thresholds must be a non-empty list of finite numbers >= 0")
+        return np.unique(grid)
+    n = int(opts["n_thresholds"])
+    if n < 2:
+        raise ValueError(f"n_thresholds must be >= 2, got {n}")
+    dense = data.regress(data.all, 0.0, "stlsq", opts, scaled=True)
+    top = float(np.abs(dense).max())
+    if not np.isfinite(top) or top <= 0:
+        top = 1.0
+    return np.concatenate([[0.0], np.geomspace(top * 1e-4, top * 1.01, n - 1)])
+
+
+class _Rows:
+    """Library rows, targets and derivatives of one part (all / train / test) of the data."""
+
+    def __init__(self, theta: np.ndarray, g: np.ndarray, dxdt: np.ndarray, blocks: np.ndarray):
+        self.theta, self.g, self.dxdt, self.blocks = theta, g, dxdt, blocks
+        self.y = dxdt / g
+        self.n_rows = theta.shape[0]
+
+
+class _Data:
+    def __init__(self, field: VectorField, all_: _Rows, train: _Rows, test: _Rows):
+        self.field = field
+        self.all, self.train, self.test = all_, train, test
+        self.n_lib = field.n_terms
+        # scales from all the data, so sweep and final fit share one meaning of threshold
+        self.col_scale = _rms(all_.theta)
+        self.y_scale = _rms(all_.y)
+
+    @classmethod
+    def build(cls, traj: Trajectory, fam: AbstractFamily, derivative: str, opts: dict) -> _Data:
+        x = traj.x if traj.is_batch else traj.x[None]
+        R, T, m = x.shape
+        field = vector_field(fam, m)
+        dxdt = differentiate(x, traj.t, derivative, order=opts["order"], window=opts["window"])
+        theta = field.theta_np(x)
+        g = field.g_np(x)
+        if np.any(g == 0):
+            raise ValueError(
+                f"family {fam.name!r}: a prefactor g_i(x) is zero somewhere in the data"
+            )
+        keep = np.arange(T - 1) if derivative == "forward" else np.arange(T)
+        n = keep.size
+        n_lib = field.n_terms
+        if R * n < n_lib:
+            raise ValueError(
+                f"fewer points than terms: {R * n} data points for {n_lib} library terms of the "
+                f"{fam.name!r} family on {m} variables; give more data or a smaller family"
+            )
+        # held out: contiguous blocks spread over each run (not only its tail, which for
+        # decaying dynamics holds little signal); 20 blocks, every k-th one
+        n_blocks = min(20, n)
+        block = (np.arange(n) * n_blocks) // n
+        k_out = max(1, int(round(n_blocks * opts["holdout"])))
+        held = np.round((np.arange(k_out) + 0.5) * n_blocks / k_out).astype(int) % n_blocks
+        is_test = np.isin(block, held)
+        if is_test.all() or not is_test.any():
+            raise ValueError(f"too few points ({n} per run) for a held-out sweep; give threshold=")
+
+        def part(idx: np.ndarray) -> _Rows:
+            return _Rows(
+                theta[:, keep[idx]].reshape(-1, n_lib),
+                g[:, keep[idx]].reshape(-1, m),
+                dxdt[:, keep[idx]].reshape(-1, m),
+                (block[idx][None, :] + n_blocks * np.arange(R)[:, None]).reshape(-1),
+            )
+
+        all_ = part(np.arange(n))
+        train = part(np.flatnonzero(~is_test))
+        test = part(np.flatnonzero(is_test))
+        return cls(field, all_, train, test)
+
+    def regress(
+        self,
+        rows: _Rows,
+        threshold: float,
+        optimizer: str,
+        opts: dict,
+        scaled: bool = False,
+    ) -> np.ndarray:
+        """Coefficients (m, n_lib) for one threshold (in scaled units when ``scaled``)."""
+        X = rows.theta / self.col_scale
+        Y = rows.y / self.y_scale
+        alpha = opts["alpha"] * X.shape[0]
+        stlsq = dict(threshold=threshold, alpha=alpha, max_iter=opts["max_iter"])
+        if optimizer == "stlsq":
+            opt = ps.STLSQ(**stlsq)
+        elif optimizer == "sr3":
+            nu = opts["nu"]
+            opt = ps.SR3(
+                reg_weight_lam=threshold**2 / (2 * nu),
+                regularizer="L0",
+                relax_coeff_nu=nu,
+                max_iter=max(opts["max_iter"], 30),
+                unbias=True,
+            )
+        else:
+            opt = ps.EnsembleOptimizer(ps.STLSQ(**stlsq), bagging=True, n_models=opts["n_models"])
+        state = np.random.get_state()
+        np.random.seed(opts["seed"])
+        # small regressions run faster on one BLAS thread (and do not fight other work)
+        threads = 1 if X.size < 4_000_000 else None
+        try:
+            with warnings.catch_warnings(), threadpool_limits(threads):
+                warnings.simplefilter("ignore")
+                opt.fit(X, Y)
+        finally:
+            np.random.set_state(state)
+        coef = np.asarray(opt.coef_, dtype=np.float64).reshape(Y.shape[1], X.shape[1])
+        coef = np.where(np.isfinite(coef), coef, 0.0)
+        if scaled:
+            return coef
+        return coef * self.y_scale[:, None] / self.col_scale[None, :]
+
+    def predict(self, xi: np.ndarray, rows: _Rows) -> np.ndarray:
+        return rows.g * (rows.theta @ xi.T)
+
+    def heldout_error(self, xi: np.ndarray) -> tuple[float, float]:
+        """Mean over variables of MSE / variance on the held-out rows, and its standard error."""
+        rows = self.test
+        var = rows.dxdt.var(axis=0)
+        var = np.where(var > 0, var, 1.0)
+        e = ((rows.dxdt - self.predict(xi, rows)) ** 2 / var).mean(axis=1)
+        blocks = np.unique(rows.blocks)
+        means = np.array([e[rows.blocks == b].mean() for b in blocks])
+        err = float(e.mean())
+        se = float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else 0.0
+        return err, se
+
+    def information(self, xi: np.ndarray, rows: _Rows) -> tuple[float, float]:
+        return information_criteria(rows.dxdt - self.predict(xi, rows), int(np.count_nonzero(xi)))
+
+
+def information_criteria(residuals: np.ndarray, k: int) -> tuple[float, float]:
+    """AIC and BIC of Gaussian residuals (n = residuals.size, k parameters)."""
+    n = residuals.size
+    rss = float(np.sum(np.asarray(residuals, dtype=np.float64) ** 2))
+    if not np.isfinite(rss):
+        return float("inf"), float("inf")
+    rss = max(rss, np.finfo(np.float64).tiny * n)
+    nll2 = n * (np.log(2 * np.pi * rss / n) + 1)
+    return float(nll2 + 2 * k), float(nll2 + k * np.log(n))
+
+
+def _rms(a: np.ndarray) -> np.ndarray:
+    s = np.sqrt(np.mean(np.asarray(a, dtype=np.float64) ** 2, axis=0))
+    return np.where(s > 0, s, 1.0)

@@ -1,0 +1,10 @@
+"""Model families: one file each on the small base in ``_base.py``."""
+
+from ._base import AbstractFamily as AbstractFamily
+from ._base import MonomialFamily as MonomialFamily
+from ._base import family_names as family_names
+from ._base import get_family as get_family
+from ._base import register as register
+from .linear import Linear as Linear
+from .lotka_volterra import LotkaVolterra as LotkaVolterra
+from .polynomial import Polynomial as Polynomial

@@ -1,0 +1,148 @@
+"""The interface every model family implements, and the registry of families by name.
+
+A family fixes which terms may appear in each equation. A model of the family is
+
+    dx_i/dt = g_i(x) * sum_k Xi[i, k] * theta_k(x)
+
+with ``theta(x)`` the library (sympy expressions over the variable symbols) and
+``g_i(x)`` a per-equation prefactor (1, or x_i for Lotka-Volterra).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+import sympy
+
+
+class AbstractFamily(abc.ABC):
+    """A library of candidate terms, a per-equation prefactor and a data check.
+
+    Subclass it (set ``name``, implement ``terms``; override ``prefactors`` and
+    ``validate`` when needed) and pass an instance as ``dynafit.fit(traj, family=...)``.
+    """
+
+    #: short identifier, used in tables and saved models
+    name: str = ""
+
+    @abc.abstractmethod
+    def terms(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
+        """The library theta(x): one sympy expression per column, over ``symbols``."""
+
+    def prefactors(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
+        """g_i(x), one per state variable; 1 unless the family says otherwise."""
+        return tuple(sympy.Integer(1) for _ in symbols)
+
+    def validate(self, x: np.ndarray, names: Sequence[str]) -> None:
+        """Raise ``ValueError`` naming the problem when the family cannot apply to ``x``.
+
+        ``x`` has shape ``(T, m)`` or ``(R, T, m)``; ``names`` the m variable names.
+        Any finite data is accepted unless a family says otherwise.
+        """
+        del x, names
+
+    def library_size(self, m: int) -> int:
+        """Number of library columns for m variables (smaller libraries rank first)."""
+        return len(self.terms(sympy.symbols(f"x0:{m}")))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+
+_REGISTRY: dict[str, type[AbstractFamily]] = {}
+
+
+def register(cls: type[AbstractFamily]) -> type[AbstractFamily]:
+    """Class decorator: make a family available by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def family_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get_family(family: str | AbstractFamily) -> AbstractFamily:
+    """A family instance from a name or an instance; unknown names are a ``ValueError``."""
+    if isinstance(family, AbstractFamily):
+        return family
+    if isinstance(family, str):
+        key = family.strip().lower().replace("-", "_")
+        aliases = {"lv": "lotka_volterra", "quadratic": "polynomial"}
+        key = aliases.get(key, key)
+        if key in _REGISTRY:
+            return _REGISTRY[key]()
+        raise ValueError(
+            f"unknown family {family!r}; choose one of {sorted(_REGISTRY)} "
+            "or pass a dynafit.AbstractFamily instance"
+        )
+    raise ValueError(
+        f"family must be a name ({sorted(_REGISTRY)}) or a dynafit.AbstractFamily, "
+        f"got {type(family).__name__}"
+    )
+
+
+class MonomialFamily(AbstractFamily):
+    """A family given by explicit monomials (exponent lists); how saved models come back
+    when their family is not a registered one."""
+
+    def __init__(
+        self,
+        name: str,
+        term_exponents: Sequence[Sequence[int]],
+        prefactor_exponents: Sequence[Sequence[int]] | None = None,
+    ):
+        self.name = str(name)
+        self.term_exponents = tuple(tuple(int(e) for e in row) for row in term_exponents)
+        self.prefactor_exponents = (
+            None
+            if prefactor_exponents is None
+            else tuple(tuple(int(e) for e in row) for row in prefactor_exponents)
+        )
+
+    def terms(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
+        return tuple(monomial(symbols, e) for e in self.term_exponents)
+
+    def prefactors(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
+        if self.prefactor_exponents is None:
+            return tuple(sympy.Integer(1) for _ in symbols)
+        return tuple(monomial(symbols, e) for e in self.prefactor_exponents)
+
+    def __repr__(self) -> str:
+        return f"MonomialFamily({self.name!r}, {len(self.term_exponents)} terms)"
+
+
+def monomial(symbols: Sequence[sympy.Symbol], exponents: Sequence[int]) -> sympy.Expr:
+    """prod_j symbols[j] ** exponents[j]."""
+    if len(exponents) != len(symbols):
+        raise ValueError(f"exponent list {list(exponents)} does not match {len(symbols)} variables")
+    out = sympy.Integer(1)
+    for s, e in zip(symbols, exponents):
+        if e < 0:
+            raise ValueError(f"negative exponent in {list(exponents)}")
+        out = out * s ** int(e)
+    return out
+
+
+def exponents(expr: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> list[int]:
+    """The exponent list of a monomial with coefficient 1; other expressions are a ValueError."""
+    try:
+        poly = sympy.Poly(expr, *symbols)
+    except sympy.PolynomialError:
+        poly = None
+    if poly is None or len(poly.terms()) != 1 or poly.terms()[0][1] != 1:
+        raise ValueError(
+            f"term {expr} is not a monomial in {list(symbols)}; only monomial libraries can be "
+            "saved as exponent lists"
+        )
+    return [int(e) for e in poly.terms()[0][0]]

@@ -1,0 +1,38 @@
+"""Generalised Lotka-Volterra: dx_i/dt = x_i (r_i + sum_j a_ij x_j).
+
+Linear in the per-capita rates: fitted as sparse regression of (dx_i/dt) / x_i on (1, x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import sympy
+
+from ._base import AbstractFamily, register
+
+
+@register
+class LotkaVolterra(AbstractFamily):
+    """theta(x) = (1, x_1, ..., x_m), g_i = x_i; needs strictly positive data."""
+
+    name = "lotka_volterra"
+
+    def terms(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
+        return (sympy.Integer(1), *symbols)
+
+    def prefactors(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
+        return tuple(symbols)
+
+    def validate(self, x: np.ndarray, names: Sequence[str]) -> None:
+        x = np.asarray(x)
+        flat = x.reshape(-1, x.shape[-1])
+        bad = np.flatnonzero((flat <= 0).any(axis=0))
+        if bad.size:
+            which = [names[i] for i in bad]
+            raise ValueError(
+                f"lotka_volterra needs strictly positive values; variable(s) {which} reach "
+                f"{flat[:, bad].min():g} (first: {names[bad[0]]!r}). Use another family or "
+                "shift/select the data."
+            )
