@@ -138,7 +138,13 @@ def train_result(
     every = config.snapshot_every
     block = every if every and config.chunk % every == 0 else None  # snapshots in-scan
     bar = _progress(progress, steps, start, len(seeds))
-    pending: tuple[int, Any] | None = None
+
+    def pull(pending) -> None:  # chunk results to host; the bar counts finished steps
+        t0, length, out = pending
+        hist.put(t0, out, block)
+        bar.update(length)
+
+    pending = None
     t = start
     try:
         while t < steps:
@@ -147,18 +153,17 @@ def train_result(
                 hist.put_snapshot(t, np.asarray(state[0].embedding))
             state, out = _run_chunk(state, split, labels, static, length, block)
             if pending is not None:  # pull the previous chunk while this one runs
-                hist.put(*pending, block)
-            pending = (t, out)
+                pull(pending)
+            pending = (t, length, out)
             t += length
             if ckpt is not None and (t % config.checkpoint_every == 0 or t == steps):
-                hist.put(*pending, block)
+                pull(pending)
                 pending = None
                 ckpt.save(t, state, hist)
                 if fault_hook is not None:
                     fault_hook(t)
-            bar.update(length)
         if pending is not None:
-            hist.put(*pending, block)
+            pull(pending)
     finally:
         bar.close()
 
