@@ -1,5 +1,7 @@
 """dynafit: discover the differential equations that govern training dynamics."""
 
+from ._compare import compare as compare
+from ._compare import fit_many as fit_many
 from ._fit import fit as fit
 from ._model import Model as Model
 from ._model import load_model as load_model
