@@ -50,7 +50,7 @@ class VectorField:
     """theta(x) and g(x) lambdified once from a family's sympy terms, for m variables.
 
     ``field(x, Xi) = g(x) * (Xi @ theta(x))`` for ``x`` of shape ``(..., m)`` and ``Xi`` of
-    shape ``(m, n_terms)``. Get instances through :func:`vector_field` (cached).
+    shape ``(m, n_terms)`` (or ``(R, m, n_terms)`` against ``x`` of shape ``(R, T, m)``). Get instances through :func:`vector_field` (cached).
     """
 
     def __init__(self, terms: tuple[sympy.Expr, ...], prefactors: tuple[sympy.Expr, ...], m: int):
@@ -80,7 +80,7 @@ class VectorField:
         return self._stack(self._g_jax(*[x[..., i] for i in range(self.m)]), x, jnp)
 
     def __call__(self, x: Float[Array, "... m"], xi: Float[Array, "m n_terms"]) -> Array:  # noqa: F722
-        out = self.theta(x) @ xi.T
+        out = self.theta(x) @ jnp.swapaxes(xi, -1, -2)
         return out if self.g_is_one else self.g(x) * out
 
     def theta_np(self, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,236 @@
+"""Scores of a Model on a Trajectory: derivative, one-step, rollout and forecast quality.
+
+Keys (DESIGN.md, "Settled details"):
+
+- ``deriv_r2``: scikit-learn ``r2_score`` (uniform average over variables) of the model's
+  right-hand side against the derivative estimate used for fitting (the model's own
+  ``derivative``/``order`` options unless ``derivative=`` is given).
+- ``onestep_r2``: the paper's one-step R^2: the Euler step f(x_t) (t_{k+1} - t_k)
+  against x[t+1] - x[t].
+- ``rollout_r2``: R^2 on states, integrating from the first state over the window;
+  ``rmse``: that rollout's RMSE over all variables.
+- ``n_terms``: non-zero coefficients; ``aic``, ``bic``: Gaussian likelihood of the
+  derivative residuals, n = T * m (times runs in a pooled fit), k = n_terms.
+- ``diverged``: the rollout failed or left the finite numbers.
+- With ``horizon=`` (the last ``horizon`` time units of ``traj`` are held out) or
+  ``forecast=`` (a Trajectory continuing ``traj``): ``forecast_r2``, ``forecast_rmse``,
+  ``forecast_skill`` = 1 - RMSE_model / RMSE_persistence (holding the last in-window
+  state), and ``forecast_diverged``. The forecast starts from the last in-window state.
+
+A diverged model has every R^2 = -inf and rmse, aic, bic = +inf, never NaN (likewise
+the forecast keys when the forecast diverges).
+
+One run: a dict of Python scalars. A batch of R runs: a dict of numpy arrays of shape
+``(R,)`` (``pandas.DataFrame(scores)`` gives one row per run), computed with ONE vmapped
+integration over the runs. :func:`score_many` scores R models (one per run, same family)
+on a batch the same way, vmapped over their coefficient matrices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._derivatives import differentiate
+from ._fit import information_criteria
+from ._model import Model, rollout
+from ._trajectory import Trajectory
+
+SCORE_KEYS = ("deriv_r2", "onestep_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged")
+FORECAST_KEYS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
+
+
+def score(
+    model: Model,
+    traj: Trajectory,
+    *,
+    horizon: float | None = None,
+    forecast: Trajectory | None = None,
+    derivative: str | None = None,
+    solver: str = "tsit5",
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+) -> dict[str, Any]:
+    """Scores of ``model`` on ``traj`` (one run, or each run of a batch); see the module doc."""
+    return score_many(
+        [model],
+        traj,
+        horizon=horizon,
+        forecast=forecast,
+        derivative=derivative,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        _broadcast=True,
+    )
+
+
+def score_many(
+    models: Sequence[Model],
+    traj: Trajectory,
+    *,
+    horizon: float | None = None,
+    forecast: Trajectory | None = None,
+    derivative: str | None = None,
+    solver: str = "tsit5",
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    _broadcast: bool = False,
+) -> dict[str, Any]:
+    """Score model i on run i of ``traj`` for R models of one family: one vmapped rollout.
+
+    Returns a dict of numpy arrays of shape ``(R,)`` (or scalars for one model on one run).
+    """
+    models = list(models)
+    if not models or not all(isinstance(m, Model) for m in models):
+        raise ValueError("score needs dynafit Models")
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"score needs a dynafit.Trajectory, got {type(traj).__name__}")
+    first = models[0]
+    for m in models[1:]:
+        if m.family != first.family or m.names != first.names:
+            raise ValueError("score_many needs models of one family on the same variables")
+    traj = _match_names(traj, first.names, "traj")
+    if not _broadcast and len(models) != traj.n_runs:
+        raise ValueError(f"{len(models)} models for {traj.n_runs} runs; give one model per run")
+
+    future = None
+    if horizon is not None and forecast is not None:
+        raise ValueError("give horizon= or forecast=, not both")
+    if horizon is not None:
+        if not (np.isfinite(horizon) and horizon > 0):
+            raise ValueError(f"horizon must be a positive number of time units, got {horizon!r}")
+        split = traj.t[-1] - horizon
+        n_in = int(np.searchsorted(traj.t, split, side="right"))
+        if n_in < 3 or n_in >= traj.n_times:
+            raise ValueError(
+                f"horizon {horizon} leaves {n_in} in-window and {traj.n_times - n_in} held-out "
+                "points; need at least 3 in the window and 1 held out"
+            )
+        future = (traj.t[n_in:], traj.x[..., n_in:, :])
+        traj = traj._replace(
+            t=traj.t[:n_in],
+            x=traj.x[..., :n_in, :],
+            aux={k: v[..., :n_in] for k, v in traj.aux.items()},
+        )
+    elif forecast is not None:
+        if not isinstance(forecast, Trajectory):
+            raise ValueError("forecast must be a dynafit.Trajectory continuing traj")
+        forecast = _match_names(forecast, first.names, "forecast")
+        if forecast.t[0] <= traj.t[-1]:
+            raise ValueError(
+                f"forecast must start after traj ends ({forecast.t[0]:g} <= {traj.t[-1]:g})"
+            )
+        if forecast.n_runs != traj.n_runs or forecast.is_batch != traj.is_batch:
+            raise ValueError(f"forecast has {forecast.n_runs} runs, traj {traj.n_runs}")
+        future = (forecast.t, forecast.x)
+
+    X = traj.x if traj.is_batch else traj.x[None]  # (R, T, m)
+    R, T, m = X.shape
+    xi = np.stack([mod.coefficients for mod in models])  # (M, m, n)
+    if _broadcast:
+        xi = np.broadcast_to(xi[0], (R, *xi.shape[1:]))
+    n_terms = np.count_nonzero(xi, axis=(1, 2))
+    field = first.field
+
+    # derivative and one-step scores, vectorised over runs
+    method = derivative or first.options.get("derivative", "centered")
+    order = int(first.options.get("order", 2))
+    window = first.options.get("window")
+    with np.errstate(all="ignore"):
+        dxdt = differentiate(X, traj.t, method, order=order, window=window)
+        f = np.asarray(field(jnp.asarray(X), jnp.asarray(xi)), dtype=np.float64)
+        f = f.reshape(R, T, m)
+    rows = slice(0, T - 1) if method == "forward" else slice(0, T)
+    deriv_r2 = r2(dxdt[:, rows], f[:, rows])
+    step = np.diff(X, axis=1)
+    onestep_r2 = r2(step, f[:, :-1] * np.diff(traj.t)[None, :, None])
+    resid = dxdt[:, rows] - f[:, rows]
+    ics = [information_criteria(resid[r], int(n_terms[r])) for r in range(R)]
+    aic = np.array([a for a, _ in ics])
+    bic = np.array([b for _, b in ics])
+
+    # rollout over the window: one vmapped integration over runs
+    ys, ok = rollout(field, xi, X[:, 0], traj.t, solver=solver, rtol=rtol, atol=atol)
+    diverged = ~ok | ~np.isfinite(ys).all(axis=(1, 2)) | ~np.isfinite(f).all(axis=(1, 2))
+    with np.errstate(all="ignore"):
+        rollout_r2 = r2(X, ys)
+        rmse = np.sqrt(np.mean((ys - X) ** 2, axis=(1, 2)))
+    out: dict[str, Any] = {
+        "deriv_r2": deriv_r2,
+        "onestep_r2": onestep_r2,
+        "rollout_r2": rollout_r2,
+        "rmse": rmse,
+        "n_terms": n_terms,
+        "aic": aic,
+        "bic": bic,
+        "diverged": diverged,
+    }
+    for key in ("deriv_r2", "onestep_r2", "rollout_r2"):
+        out[key] = np.where(diverged | ~np.isfinite(out[key]), -np.inf, out[key])
+    for key in ("rmse", "aic", "bic"):
+        out[key] = np.where(diverged | ~np.isfinite(out[key]), np.inf, out[key])
+
+    if future is not None:
+        tf, Xf = future
+        Xf = Xf if Xf.ndim == 3 else Xf[None]
+        t_all = np.concatenate([traj.t[-1:], tf])
+        yf, okf = rollout(field, xi, X[:, -1], t_all, solver=solver, rtol=rtol, atol=atol)
+        yf = yf[:, 1:]
+        f_div = ~okf | ~np.isfinite(yf).all(axis=(1, 2))
+        with np.errstate(all="ignore"):
+            f_r2 = r2(Xf, yf)
+            f_rmse = np.sqrt(np.mean((yf - Xf) ** 2, axis=(1, 2)))
+            p_rmse = np.sqrt(np.mean((X[:, -1:] - Xf) ** 2, axis=(1, 2)))
+            skill = np.where(
+                p_rmse > 0,
+                1.0 - f_rmse / np.where(p_rmse > 0, p_rmse, 1.0),
+                np.where(f_rmse > 0, -np.inf, 0.0),
+            )
+        out["forecast_r2"] = np.where(f_div | ~np.isfinite(f_r2), -np.inf, f_r2)
+        out["forecast_rmse"] = np.where(f_div | ~np.isfinite(f_rmse), np.inf, f_rmse)
+        out["forecast_skill"] = np.where(f_div | ~np.isfinite(skill), -np.inf, skill)
+        out["forecast_diverged"] = f_div
+
+    if not traj.is_batch and len(models) == 1:
+        return {k: _scalar(v[0]) for k, v in out.items()}
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def r2(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
+    """scikit-learn's ``r2_score`` (uniform average, force_finite) per leading index.
+
+    ``y``, ``yhat``: ``(R, N, m)`` -> ``(R,)``. A constant variable scores 1 when predicted
+    exactly and 0 otherwise, as in scikit-learn; non-finite predictions give -inf.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    yhat = np.asarray(yhat, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        num = np.sum((y - yhat) ** 2, axis=1)
+        den = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
+        per = np.where(
+            den > 0, 1.0 - num / np.where(den > 0, den, 1.0), np.where(num == 0, 1.0, 0.0)
+        )
+    per = np.where(np.isfinite(num), per, -np.inf)
+    return per.mean(axis=-1)
+
+
+def _match_names(traj: Trajectory, names: tuple[str, ...], what: str) -> Trajectory:
+    if traj.names == names:
+        return traj
+    missing = [n for n in names if n not in traj.names]
+    if missing:
+        raise ValueError(f"{what} lacks the model's variables {missing} (it has {traj.names})")
+    return traj.select(list(names))
+
+
+def _scalar(v: Any) -> Any:
+    v = np.asarray(v)
+    if v.dtype == bool:
+        return bool(v)
+    if np.issubdtype(v.dtype, np.integer):
+        return int(v)
+    return float(v)
