@@ -6,6 +6,7 @@ config; the Ray backend and process workers are covered in test_ray.py.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -239,6 +240,16 @@ def test_sweep_trains_blocks_resumes_and_rewrites_nothing(tmp_path, inproc):
     assert again.trained == [] and len(again.reused) == 2
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == mtimes
 
+    # a driver that died after a block's file was written but before the manifest
+    # recorded it: the file counts as finished
+    doc = load_json(out / "manifest.json")
+    doc["blocks"][0]["status"] = "pending"
+    (out / "manifest.json").write_text(json.dumps(doc))
+    again = sw.run_sweep(spec, out, backend=NoTasks(), progress=False)
+    assert again.trained == [] and len(again.reused) == 2
+    assert load_json(out / "manifest.json")["blocks"][0]["status"] == "done"
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+
     # grown by two seeds: only the new block trains; the old files are untouched
     grown = tiny_spec(tmp_path, seeds="0-5", name="grown.toml")
     result = sw.run_sweep(grown, out, backend=inproc, progress=False)
@@ -384,3 +395,62 @@ def test_import_dynafit_imports_neither_training_nor_ray():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+# ------------------------------------------------------------------ experiments
+def test_multi_experiment_spec_merges_shared_options(tmp_path, inproc):
+    path = write_spec(
+        tmp_path,
+        TINY
+        + """
+        seeds = "0-1"
+        block_size = 2
+        dim = 2
+
+        [experiments.base]
+
+        [experiments.wide]
+        seeds = "0"
+        [experiments.wide.grid]
+        dim = [2, 3]
+        """,
+    )
+    specs = sw.load_experiments(path)
+    assert list(specs) == ["base", "wide"]
+    assert specs["base"].fixed["dim"] == 2 and specs["base"].seeds == (0, 1)
+    assert "dim" not in specs["wide"].fixed and specs["wide"].grid == {"dim": (2, 3)}
+    with pytest.raises(ValueError, match="load_experiments"):
+        sw.load_spec(path)
+    results = sw.run_experiments(path, tmp_path / "out", backend=inproc, progress=False)
+    assert {k: len(r.trained) for k, r in results.items()} == {"base": 1, "wide": 2}
+    assert (tmp_path / "out" / "wide" / "manifest.json").is_file()
+    only = sw.run_experiments(
+        path, tmp_path / "out", backend=NoTasks(), progress=False, only=["wide"]
+    )
+    assert list(only) == ["wide"] and only["wide"].trained == []
+    with pytest.raises(ValueError, match="no experiment"):
+        sw.run_experiments(path, tmp_path / "out", backend=NoTasks(), only=["nope"])
+
+
+def test_bad_experiment_is_refused_before_any_task(tmp_path):
+    path = write_spec(
+        tmp_path, 'seeds = "0"\n[experiments.ok]\ndim = 4\n[experiments.bad]\ndim = 0\n'
+    )
+    with pytest.raises(ValueError, match=r"experiments.bad.*dim must be >= 1"):
+        sw.run_experiments(path, tmp_path / "out", backend=NoTasks(), progress=False)
+    assert not (tmp_path / "out" / "ok" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).parent.parent / "examples" / "sweeps").glob("*.toml"))
+    + sorted((Path(__file__).parent.parent / "training" / "specs").glob("*.toml")),
+    ids=lambda p: p.name,
+)
+def test_shipped_specs_are_valid(path):
+    specs = sw.load_experiments(path)
+    for spec in specs.values():
+        assert sw.expand(spec, spec.block_size or 8)
+    if path.name.startswith("reproduce_"):
+        assert set(specs) == {"default", "dims", "scaling"}
+        assert specs["scaling"].fixed["scale_freqs"] == (25,)

@@ -26,6 +26,7 @@ trains only its new blocks. The backend (``local`` or ``ray``, see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -52,10 +53,12 @@ __all__ = [
     "SweepSpec",
     "default_block_size",
     "expand",
+    "load_experiments",
     "load_spec",
     "main",
     "parse_spec",
     "run_block",
+    "run_experiments",
     "run_sweep",
 ]
 
@@ -63,6 +66,7 @@ MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "dynafit.sweep/1"
 CHECKPOINTS = ".checkpoints"
 SUPERSEDED = ".superseded"
+EXPERIMENTS = "experiments"
 #: Test-only: path of a marker file; a worker whose block writes a checkpoint while the
 #: marker does not exist creates it and dies (os._exit), once per marker.
 FAULT_ENV = "DYNAFIT_TEST_FAULT_AFTER_CHECKPOINT"
@@ -120,8 +124,7 @@ class Block:
         return {k: _jsonable(getattr(self.config, k)) for k in grid}
 
 
-def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read and validate a TOML sweep spec; any problem is a ``ValueError`` naming it."""
+def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         text = path.read_text()
@@ -130,10 +133,56 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot read the sweep spec ({err})") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: not valid TOML ({err})") from None
+
+
+def load_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read and validate a TOML sweep spec; any problem is a ``ValueError`` naming it."""
+    data = _read_toml(path)
+    if EXPERIMENTS in data:
+        raise ValueError(
+            f"{path}: holds several experiments ([{EXPERIMENTS}.*]); read it with load_experiments"
+        )
     return parse_spec(data, source=str(path))
+
+
+def load_experiments(path: str | os.PathLike) -> dict[str, SweepSpec]:
+    """The sweeps of a spec file: ``{"": spec}`` for a plain spec, or one per experiment.
+
+    A file may hold several sweeps as ``[experiments.NAME]`` tables (each with its own
+    options and ``[experiments.NAME.grid]``); top-level options and ``[grid]`` are
+    shared defaults, and an experiment's own keys win over them. Each experiment is
+    validated like a plain spec, all of them before anything runs.
+    """
+    data = _read_toml(path)
+    if EXPERIMENTS not in data:
+        return {"": parse_spec(data, source=str(path))}
+    experiments = data[EXPERIMENTS]
+    if not isinstance(experiments, Mapping) or not experiments:
+        raise ValueError(f"{path}: [{EXPERIMENTS}] must hold one table per experiment")
+    shared = {k: v for k, v in data.items() if k != EXPERIMENTS}
+    shared_grid = shared.pop("grid", {})
+    if not isinstance(shared_grid, Mapping):
+        raise ValueError(f"{path}: [grid] must be a table of option = [values, ...]")
+    specs = {}
+    for name, table in experiments.items():
+        if not isinstance(table, Mapping):
+            raise ValueError(f"{path}: {EXPERIMENTS}.{name} must be a table")
+        if not name.replace("-", "_").isidentifier():
+            raise ValueError(f"{path}: experiment name {name!r} must be a plain word")
+        own_grid = table.get("grid", {})
+        if not isinstance(own_grid, Mapping):
+            raise ValueError(f"{path}: [{EXPERIMENTS}.{name}.grid] must be a table")
+        merged = {k: v for k, v in shared.items() if k not in own_grid}
+        merged.update({k: v for k, v in table.items() if k != "grid"})
+        grid = {k: v for k, v in shared_grid.items() if k not in table}
+        grid.update(own_grid)
+        if grid:
+            merged["grid"] = grid
+        specs[name] = parse_spec(merged, source=f"{path} [{EXPERIMENTS}.{name}]")
+    return specs
 
 
 def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> SweepSpec:
@@ -380,6 +429,43 @@ class SweepResult:
         return not self.failed
 
 
+@dataclasses.dataclass
+class _Prepared:
+    spec: SweepSpec
+    out: Path
+    manifest: dict[str, Any] | None
+    overwrite: bool
+
+
+def _prepare(
+    spec: SweepSpec | str | os.PathLike, out: str | os.PathLike, overwrite: bool
+) -> _Prepared:
+    """Every check on spec and folder, before any executor starts (ValueError)."""
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec)
+    out = check_out_dir(out)
+    manifest = _read_manifest(out)
+    if manifest is None and not overwrite:
+        foreign = sorted(p.name for p in out.glob("*.npz"))
+        if foreign:
+            raise ValueError(
+                f"--out {out} already holds .npz files not written by a sweep "
+                f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                "choose another --out, or --overwrite"
+            )
+    if manifest is not None and not overwrite:
+        _check_compatible(spec, manifest, out)
+    return _Prepared(spec, out, manifest, overwrite)
+
+
+def _check_backend(backend: Any) -> None:
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError(RAY_MISSING) from None
+
+
 def run_sweep(
     spec: SweepSpec | str | os.PathLike,
     out: str | os.PathLike,
@@ -396,47 +482,72 @@ def run_sweep(
     executor starts or a task is submitted. A failed block does not stop the others;
     it is marked ``failed`` in the manifest (rerun to retry).
     """
-    if not isinstance(spec, SweepSpec):
-        spec = load_spec(spec)
-    out = check_out_dir(out)
-    manifest = _read_manifest(out)
-    if manifest is None and not overwrite:
-        foreign = sorted(p.name for p in out.glob("*.npz"))
-        if foreign:
-            raise ValueError(
-                f"--out {out} already holds .npz files not written by a sweep "
-                f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
-                "choose another --out, or --overwrite"
-            )
-    if manifest is not None and not overwrite:
-        _check_compatible(spec, manifest, out)
-    if backend == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ValueError(RAY_MISSING) from None
+    prepared = _prepare(spec, out, overwrite)
+    _check_backend(backend)
+    with _executor(backend, address, workers) as executor:
+        return _run_prepared(prepared, executor, progress)
 
-    t_start = time.perf_counter()
-    own_executor = not isinstance(backend, AbstractExecutor)
+
+def run_experiments(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    backend: str | AbstractExecutor = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    only: Sequence[str] | None = None,
+) -> dict[str, SweepResult]:
+    """Run every sweep of a spec file (see :func:`load_experiments`), one executor for all.
+
+    A plain spec runs into ``out``; experiment NAME runs into ``out/NAME``. ``only``
+    picks some experiments by name. All specs and folders are checked first.
+    """
+    specs = load_experiments(path)
+    if only is not None:
+        unknown = sorted(set(only) - set(specs))
+        if unknown:
+            raise ValueError(f"{path}: no experiment(s) {unknown}; it has {sorted(specs)}")
+        specs = {k: v for k, v in specs.items() if k in only}
+    out = Path(out)
+    prepared = {
+        name: _prepare(spec, out / name if name else out, overwrite) for name, spec in specs.items()
+    }
+    _check_backend(backend)
+    with _executor(backend, address, workers) as executor:
+        return {name: _run_prepared(p, executor, progress) for name, p in prepared.items()}
+
+
+@contextlib.contextmanager
+def _executor(backend, address, workers):
+    if isinstance(backend, AbstractExecutor):
+        yield backend
+        return
     executor = make_executor(backend, address=address, workers=workers)
     try:
-        if overwrite:
-            _remove_own_files(out, manifest)
-            manifest = None
-        block_size = (
-            spec.block_size
-            or (manifest or {}).get("block_size")
-            or (default_block_size(executor.accelerator, len(spec.seeds)))
-        )
-        blocks = expand(spec, block_size)
-        entries, todo = _plan(spec, blocks, block_size, manifest, out)
-        _stale_tmp_files(out)
-        state = _ManifestWriter(out, spec, block_size, entries, manifest)
-        state.write()
-        trained, failed = _execute(executor, blocks, todo, out, state, progress)
+        yield executor
     finally:
-        if own_executor:
-            executor.close()
+        executor.close()
+
+
+def _run_prepared(prepared: _Prepared, executor: AbstractExecutor, progress: bool) -> SweepResult:
+    spec, out, manifest = prepared.spec, prepared.out, prepared.manifest
+    t_start = time.perf_counter()
+    if prepared.overwrite:
+        _remove_own_files(out, manifest)
+        manifest = None
+    block_size = (
+        spec.block_size
+        or (manifest or {}).get("block_size")
+        or default_block_size(executor.accelerator, len(spec.seeds))
+    )
+    blocks = expand(spec, block_size)
+    entries, todo = _plan(spec, blocks, block_size, manifest, out)
+    _stale_tmp_files(out)
+    state = _ManifestWriter(out, spec, block_size, entries, manifest)
+    state.write()
+    trained, failed = _execute(executor, blocks, todo, out, state, progress)
     in_spec = {b.name for b in blocks}
     reused = [e["name"] for e in entries if e["name"] in in_spec and e["name"] not in todo]
     return SweepResult(
@@ -457,20 +568,22 @@ def _plan(spec, blocks, block_size, manifest, out):
     todo: set[str] = set()
     for b in blocks:
         prev = old.pop(b.name, None)
-        done = (
-            prev is not None and prev.get("status") == "done" and (out / f"{b.name}.npz").is_file()
-        )
-        entry = (
-            dict(prev)
-            if done
-            else {
+        # A block's file is written (atomically) only when the block is complete, and
+        # its name hashes config and seeds: a file there is a finished block, even when
+        # the driver died before recording it.
+        done = (out / f"{b.name}.npz").is_file()
+        if done and prev is not None and prev.get("status") == "done":
+            entry = dict(prev)
+        else:
+            entry = {
                 "name": b.name,
                 "config": b.config.to_dict(),
                 "grid": b.grid_values(spec.grid),
                 "seeds": list(b.seeds),
                 "status": "pending",
             }
-        )
+            if done:
+                entry.update(status="done", recovered=True, dynafit_version=dynafit.__version__)
         entry["in_spec"] = True
         entries.append(entry)
         if not done:
@@ -655,13 +768,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="replace the sweep files in --out (other files there are left alone)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated experiment names of a multi-experiment spec (default: all)",
+    )
     args = parser.parse_args(argv)
     if args.address is not None and args.backend != "ray":
         parser.error("--address needs --backend ray")
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
     try:
-        result = run_sweep(
+        results = run_experiments(
             args.spec,
             args.out,
             backend=args.backend,
@@ -669,17 +787,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            only=None if args.only is None else [x.strip() for x in args.only.split(",")],
         )
     except (ValueError, ImportError) as err:
         print(f"dynafit sweep: error: {err}", file=sys.stderr)
         return 2
-    print(summary_table(result))
-    for name in result.failed:
-        entry = next(e for e in result.blocks if e["name"] == name)
-        print(f"block {name} failed: {entry.get('error')}", file=sys.stderr)
-    if result.failed:
+    ok = True
+    for name, result in results.items():
+        if name:
+            print(f"\nexperiment {name} -> {result.out}")
+        print(summary_table(result))
+        for block in result.failed:
+            entry = next(e for e in result.blocks if e["name"] == block)
+            print(f"block {block} failed: {entry.get('error')}", file=sys.stderr)
+        ok = ok and result.ok
+    if not ok:
         print("rerun the same command to retry the failed blocks", file=sys.stderr)
-    return 0 if result.ok else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
