@@ -83,7 +83,7 @@ def test_signals_equal_numpy_fft_at_snapshots(base):
     np.testing.assert_allclose(tr.x[:, steps], spec[..., 1 : m + 1], rtol=1e-5)
     np.testing.assert_allclose(tr.aux["s0"][:, steps], spec[..., 0], rtol=1e-5, atol=1e-5)
     # S_k = S_{p-k}: the recorded S_k equal the FFT's bins p-k as well
-    np.testing.assert_allclose(tr.x[:, steps], spec[..., : m : -1], rtol=1e-5)
+    np.testing.assert_allclose(tr.x[:, steps], spec[..., :m:-1], rtol=1e-5)
     np.testing.assert_array_equal(ex["final_embedding"], ex["embeddings"][:, -1])
 
 
@@ -265,6 +265,15 @@ def test_train_rejects_bad_arguments():
     if not jax.config.jax_enable_x64:
         with pytest.raises(ValueError, match="JAX_ENABLE_X64"):
             train(C.replace(dtype="float64"), [0])
+
+
+def test_diverged_run_is_a_clear_error():
+    from training.trainer import _check_finite, _History
+
+    hist = _History(2, 5, 2, np.float32, 0, 5, 3)
+    hist.series["train_loss"][1, 3:] = np.nan
+    with pytest.raises(ValueError, match="seed 8 at step 3"):
+        _check_finite([7, 8], hist)
 
 
 # ---------------------------------------------------------------------- CLI

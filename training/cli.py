@@ -137,8 +137,13 @@ def _check_existing(out: Path, config: TrainConfig, seeds: list[int], overwrite:
     from dynafit._io import load_json
 
     manifest_path = out / MANIFEST
+    manifest = None
     if manifest_path.exists():
-        manifest = load_json(manifest_path)
+        try:
+            manifest = load_json(manifest_path)
+        except ValueError:
+            if not overwrite:
+                raise
         same = (
             isinstance(manifest, dict)
             and manifest.get("kind") == KIND
@@ -157,7 +162,23 @@ def _check_existing(out: Path, config: TrainConfig, seeds: list[int], overwrite:
             f"--out {out} already holds {what}; choose another folder or pass --overwrite "
             "(which replaces dynafit's own files there)"
         )
+    _clear_old_checkpoints(out, manifest)
     return "new"
+
+
+def _clear_old_checkpoints(out: Path, manifest) -> None:
+    """With --overwrite: drop the replaced run's checkpoints (its data file is replaced
+    atomically when the new run finishes)."""
+    if not (isinstance(manifest, dict) and manifest.get("kind") == KIND):
+        return
+    try:
+        old = TrainConfig.from_dict(manifest["config"])
+        seeds = parse_seeds(manifest["seeds"])
+    except (KeyError, TypeError, ValueError):
+        return
+    from .trainer import clear_checkpoints
+
+    clear_checkpoints(out / CHECKPOINTS, old, seeds)
 
 
 def _run(config: TrainConfig, seeds: list[int], out: Path, *, quiet: bool) -> int:

@@ -424,7 +424,19 @@ def _loss_spike(train_loss: np.ndarray, train_acc: np.ndarray) -> dict[str, Any]
     }
 
 
+def _check_finite(seeds: list[int], hist: _History) -> None:
+    """A run whose signals or losses went NaN/inf is an error that says which and when."""
+    bad = ~np.isfinite(hist.signals).all(axis=-1)
+    for series in hist.series.values():
+        bad |= ~np.isfinite(series)
+    if bad.any():
+        runs = np.flatnonzero(bad.any(axis=1))
+        where = ", ".join(f"seed {seeds[r]} at step {int(np.argmax(bad[r]))}" for r in runs)
+        raise ValueError(f"training diverged (NaN or inf): {where}; lower lr, or use dtype float64")
+
+
 def _trajectory(config: TrainConfig, seeds: list[int], hist: _History) -> Trajectory:
+    _check_finite(seeds, hist)
     m = config.n_circles
     names = [f"S{k}" for k in range(1, m + 1)]
     x = hist.signals[..., 1:]
