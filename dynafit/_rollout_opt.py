@@ -1,0 +1,363 @@
+"""Rollout-error minimisation through diffrax with optax: the engine behind ``refine``
+and the stable linear fit.
+
+Works on a plain JAX vector field ``field(xi, x) -> dx/dt`` with coefficients ``xi``
+produced from free parameters by ``to_xi(params)``. The ODE is integrated in
+normalised units (states divided by a per-variable scale, time by the window's span) so
+that solver tolerances and learning rates mean the same at any scale of the data.
+
+The loss over a horizon of ``h`` intervals is multiple shooting from the data: the
+window is cut into segments of ``h`` intervals, each integrated from its observed first
+state, and the squared error of every predicted state, divided by the variable's
+variance over the window, is averaged. A curriculum runs growing horizons, ending on
+the whole window. Every few steps the full rollout from the first state is scored
+(``1 - R^2``, R^2 averaged over variables as scikit-learn's ``r2_score`` does) and the
+best parameters seen, the starting point included, are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+#: ``field(x, xi) -> dx/dt`` for a state ``x`` (m,) and coefficients ``xi``
+Field = Callable[[jax.Array, Any], jax.Array]
+#: ``to_xi(params, aux) -> xi``: coefficients from free parameters and fixed arrays
+ToXi = Callable[[Any, Any], Any]
+
+ADJOINTS = ("recursive", "direct", "backsolve")
+
+
+def make_adjoint(adjoint: str | diffrax.AbstractAdjoint) -> diffrax.AbstractAdjoint:
+    """A diffrax adjoint from a name (``"recursive"``, ``"direct"``, ``"backsolve"``)."""
+    if isinstance(adjoint, diffrax.AbstractAdjoint):
+        return adjoint
+    if adjoint == "recursive":
+        return diffrax.RecursiveCheckpointAdjoint()
+    if adjoint == "direct":
+        return diffrax.DirectAdjoint()
+    if adjoint == "backsolve":
+        return diffrax.BacksolveAdjoint()
+    raise ValueError(
+        f"unknown adjoint {adjoint!r}; choose one of {list(ADJOINTS)} or pass a diffrax adjoint"
+    )
+
+
+def make_optimizer(
+    optimizer: str | optax.GradientTransformation, lr: float
+) -> optax.GradientTransformation:
+    """An optax optimiser from a name (``"adam"``, ``"adabelief"``, ``"sgd"``) or as given."""
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    if optimizer == "adam":
+        return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(lr))
+    if optimizer == "adabelief":
+        return optax.chain(optax.clip_by_global_norm(10.0), optax.adabelief(lr))
+    if optimizer == "sgd":
+        return optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(lr, momentum=0.9))
+    raise ValueError(
+        f"unknown optimizer {optimizer!r}; choose 'adam', 'adabelief', 'sgd' or pass an "
+        "optax.GradientTransformation"
+    )
+
+
+@dataclasses.dataclass
+class RolloutResult:
+    """What the optimiser found and how it got there."""
+
+    params: Any
+    best_error: float
+    start_error: float
+    best_step: int
+    steps_run: int
+    stopped: str | None
+    history: list[dict[str, float]]
+    seconds: float
+
+
+class _Problem(eqx.Module):
+    """Normalised data and the vector field; every method is a pure function of params."""
+
+    field: Field = eqx.field(static=True)
+    to_xi: ToXi = eqx.field(static=True)
+    aux: Any  # fixed arrays to_xi needs (part of the data, so no recompilation)
+    s: jax.Array  # (T,) normalised times in [0, 1]
+    z: jax.Array  # (R, T, m) normalised states x / scale
+    scale: jax.Array  # (m,)
+    span: jax.Array  # the window's length in time units
+    weight: jax.Array  # (m,) 1 / variance of z per variable
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    adjoint: diffrax.AbstractAdjoint
+
+    def vf(self, t, z, xi):
+        return self.span * self.field(z * self.scale, xi) / self.scale
+
+    def solve(self, xi, z0, ts, adjoint):
+        term = diffrax.ODETerm(self.vf)
+        sol = diffrax.diffeqsolve(
+            term,
+            diffrax.Tsit5(),
+            t0=ts[0],
+            t1=ts[-1],
+            dt0=None,
+            y0=z0,
+            args=xi,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
+            max_steps=self.max_steps,
+            adjoint=adjoint,
+            throw=False,
+        )
+        ys = sol.ys
+        ok = sol.result == diffrax.RESULTS.successful
+        return jnp.where(ok, ys, jnp.inf)
+
+    def shooting_loss(self, params, idx, w):
+        """Weighted squared error of segments integrated from the observed state at their
+        first index. ``idx`` (S, L) holds each segment's time indices, padded by repeating
+        its last one; ``w`` (S, L) is 1 where a point counts, 0 at starts and padding."""
+        xi = self.to_xi(params, self.aux)
+        ts = self.s[idx]  # (S, L)
+        zs = self.z[:, idx]  # (R, S, L, m)
+
+        def one(z0, t_seg):
+            return self.solve(xi, z0, t_seg, self.adjoint)
+
+        pred = jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None))(zs[:, :, 0], ts)
+        err = jnp.where(w[None, :, :, None] > 0, (pred - zs) ** 2, 0.0) * self.weight
+        loss = jnp.sum(err) / (jnp.sum(w) * zs.shape[0] * zs.shape[-1])
+        return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
+
+
+def _segment_starts(T: int, h: int) -> np.ndarray:
+    """Start indices of segments of ``h`` intervals covering 0..T-1 (the last may overlap)."""
+    starts = list(range(0, T - h, h))
+    if not starts or starts[-1] + h < T - 1:
+        starts.append(T - 1 - h)
+    return np.asarray(sorted(set(starts)), dtype=np.int32)
+
+
+def _segments(T: int, h: int, n_seg: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index and weight arrays of shape (n_seg, length) for horizon ``h``.
+
+    Every stage of a curriculum shares one shape, hence one compilation: a segment of
+    ``h`` intervals is observed at ``length`` indices spread evenly over it (every index
+    when ``h < length``, then repeated ones weigh 0), and missing segments repeat the
+    first one with weight 0. Points already counted by an earlier segment weigh 0.
+    """
+    starts = _segment_starts(T, h)
+    offsets = np.unique(np.round(np.linspace(0, h, length)).astype(np.int64))
+    offsets = np.concatenate([offsets, np.full(length - offsets.size, h)])
+    idx = np.zeros((n_seg, length), dtype=np.int32)
+    w = np.zeros((n_seg, length))
+    counted = np.zeros(T, dtype=bool)
+    counted[0] = True
+    for j in range(n_seg):
+        s0 = int(starts[j % len(starts)])
+        idx[j] = s0 + offsets
+        if j < len(starts):
+            for i in range(1, length):
+                k = idx[j, i]
+                if idx[j, i] != idx[j, i - 1] and not counted[k]:
+                    w[j, i] = 1.0
+                    counted[k] = True
+    return idx, w
+
+
+def resolve_horizons(horizons: Any, T: int) -> list[int]:
+    """Horizons in intervals: ints are intervals, floats in (0, 1] fractions of the window.
+
+    ``"auto"`` is the curriculum 1/8, 1/4, 1/2, 1 of the window (short horizons first, so
+    a model whose long rollout diverges still has a finite loss to descend).
+    """
+    n = T - 1
+    if isinstance(horizons, str):
+        if horizons != "auto":
+            raise ValueError(
+                f"horizons must be 'auto', an int, a float or a list of them, got {horizons!r}"
+            )
+        horizons = [0.125, 0.25, 0.5, 1.0]
+    if isinstance(horizons, (int, float)) and not isinstance(horizons, bool):
+        horizons = [horizons]
+    out: list[int] = []
+    for h in horizons:
+        if isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating)):
+            raise ValueError(f"a horizon must be an int (intervals) or a float fraction, got {h!r}")
+        if isinstance(h, (float, np.floating)):
+            if not 0.0 < h <= 1.0:
+                raise ValueError(f"a fractional horizon must be in (0, 1], got {h}")
+            hi = max(1, int(round(h * n)))
+        else:
+            hi = int(h)
+            if hi < 1:
+                raise ValueError(f"a horizon must be at least 1 interval, got {h}")
+            if hi > n:
+                raise ValueError(
+                    f"horizon of {hi} intervals is longer than the window ({n} intervals)"
+                )
+        if not out or hi != out[-1]:
+            out.append(hi)
+    return out
+
+
+def _stage_steps(steps: int, n_stages: int) -> list[int]:
+    base, extra = divmod(steps, n_stages)
+    # the remainder goes to the last (full-window) stage
+    return [base] * (n_stages - 1) + [base + extra]
+
+
+@eqx.filter_jit
+def _value_and_grad(params, prob, idx, w):
+    return eqx.filter_value_and_grad(lambda p: prob.shooting_loss(p, idx, w))(params)
+
+
+def optimise_rollout(
+    field: Field,
+    to_xi: ToXi,
+    params0: Any,
+    t: np.ndarray,
+    x: np.ndarray,
+    *,
+    aux: Any = None,
+    steps: int = 300,
+    lr: float = 1e-2,
+    horizons: Any = "auto",
+    optimizer: str | optax.GradientTransformation = "adam",
+    adjoint: str | diffrax.AbstractAdjoint = "recursive",
+    eval_every: int = 10,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    max_steps: int = 4096,
+    scale: np.ndarray | None = None,
+    time_limit: float | None = None,
+) -> RolloutResult:
+    """Minimise the rollout error of ``dx/dt = field(x, to_xi(params, aux))`` against ``x``.
+
+    ``field`` and ``to_xi`` are static (keep them the same objects across calls to reuse
+    the compilation); ``aux`` holds the arrays ``to_xi`` needs.
+
+    ``t`` has shape ``(T,)``, ``x`` shape ``(T, m)`` or ``(R, T, m)`` (runs share t and
+    the parameters). Returns the parameters with the smallest full-window rollout error
+    seen (``params0`` included). A non-finite loss stops the optimisation (``stopped``
+    says so); the best finite parameters are kept.
+    """
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
+    t = np.asarray(t, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    T = t.shape[0]
+    hs = resolve_horizons(horizons, T)
+    adj = make_adjoint(adjoint)
+    opt = make_optimizer(optimizer, lr)
+
+    span = float(t[-1] - t[0])
+    if scale is None:
+        scale = np.sqrt(np.mean(x**2, axis=(0, 1)))
+        scale = np.where(scale > 0, scale, 1.0)
+    z = x / scale
+    var = np.var(z.reshape(-1, z.shape[-1]), axis=0)
+    tiny = 1e-12 * max(float(np.max(var)), 1e-300)
+    weight = 1.0 / np.maximum(var, tiny)
+    dtype = jnp.asarray(0.0).dtype
+    prob = _Problem(
+        field=field,
+        to_xi=to_xi,
+        aux=jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dtype), aux),
+        s=jnp.asarray((t - t[0]) / span, dtype=dtype),
+        z=jnp.asarray(z, dtype=dtype),
+        scale=jnp.asarray(scale, dtype=dtype),
+        span=jnp.asarray(span, dtype=dtype),
+        weight=jnp.asarray(weight, dtype=dtype),
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        adjoint=adj,
+    )
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dtype), params0)
+
+    # One shape for every stage and for the full-window evaluation: one compilation.
+    n_seg = max(len(_segment_starts(T, h)) for h in hs)
+    length = min(T, max(min(hs) + 1, 65))
+    layouts = {h: _segments(T, h, n_seg, length) for h in {*hs, T - 1}}
+    layouts = {h: (jnp.asarray(i), jnp.asarray(w, dtype=dtype)) for h, (i, w) in layouts.items()}
+
+    value_and_grad = _value_and_grad
+
+    @eqx.filter_jit
+    def update(params, opt_state, grads):
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    def finite(loss, grads) -> bool:
+        leaves = [np.asarray(g) for g in jax.tree_util.tree_leaves(grads)]
+        return bool(np.isfinite(loss)) and all(np.all(np.isfinite(g)) for g in leaves)
+
+    full_idx, full_w = layouts[T - 1]
+    # the loss over the full window leaves out the exact first state; R^2 counts it
+    to_r2_error = (T - 1) / T
+
+    def rollout_error(params) -> float:
+        loss, _ = value_and_grad(params, prob, full_idx, full_w)
+        loss = float(loss)
+        return loss * to_r2_error if np.isfinite(loss) else float("inf")
+
+    t_start = time.perf_counter()
+    start_error = rollout_error(params)
+    best_error, best_params, best_step = start_error, params, 0
+    history: list[dict[str, float]] = [
+        {"step": 0, "horizon": float("nan"), "loss": float("nan"), "rollout_error": start_error}
+    ]
+    stopped: str | None = None
+    k = 0
+    opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
+    for h, n in zip(hs, _stage_steps(steps, len(hs))):
+        idx, w = layouts[h]
+        for i in range(n):
+            loss, grads = value_and_grad(params, prob, idx, w)
+            loss = float(loss)
+            if not finite(loss, grads):
+                stopped = (
+                    f"non-finite loss at step {k + 1} (horizon {h} intervals); kept the best "
+                    "finite coefficients"
+                )
+                break
+            params, opt_state = update(params, opt_state, grads)
+            k += 1
+            if k % eval_every == 0 or i == n - 1:
+                err = rollout_error(params)
+                history.append({"step": k, "horizon": h, "loss": loss, "rollout_error": err})
+                if err < best_error:
+                    best_error, best_params, best_step = err, params, k
+            if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                stopped = f"time limit of {time_limit:g} s reached at step {k}"
+                break
+        if stopped is not None:
+            break
+    return RolloutResult(
+        params=best_params,
+        best_error=best_error,
+        start_error=start_error,
+        best_step=best_step,
+        steps_run=k,
+        stopped=stopped,
+        history=history,
+        seconds=time.perf_counter() - t_start,
+    )

@@ -1,0 +1,270 @@
+"""Which circles survive: what a model predicts, what the data say, and the "fittest".
+
+- :func:`survivors` integrates a model far beyond its window and names the variables
+  that end above the paper's threshold (:func:`dynafit.survival_threshold`).
+- :func:`survival_scores` compares those predictions with the survivors a run actually
+  had (its meta's ``"survivors"``: names or indices) by precision and recall.
+- :func:`fittest` is the paper's "survival of the fittest" analysis on the trajectories
+  themselves: rank frequencies by initial signal S_k(0) and by initial gradient
+  (S_k(4) - S_k(3)) / S_k(0) (the reference code's definition) and measure by ROC AUC,
+  across seeds, how well each ranking predicts survival.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._trajectory import Trajectory, survival_threshold
+
+
+def _check_horizon(model: Any, horizon: Any) -> float:
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, float, np.integer, np.floating)):
+        raise ValueError(f"horizon must be a number of time units, got {horizon!r}")
+    horizon = float(horizon)
+    if not (math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"horizon must be a positive finite number, got {horizon}")
+    t_range = getattr(model, "options", {}).get("t_range")
+    if isinstance(t_range, (list, tuple)) and len(t_range) == 2:
+        window = float(t_range[1]) - float(t_range[0])
+        if horizon < window:
+            raise ValueError(
+                f"horizon {horizon:g} is shorter than the fitted window ({window:g} time "
+                "units); survival is decided far beyond the window"
+            )
+    return horizon
+
+
+def survivors(
+    model: Any,
+    x0: Any,
+    horizon: float,
+    threshold: float | None = None,
+    *,
+    s0: float = 0.0,
+    n_points: int = 201,
+) -> list[str]:
+    """Names of the variables that end above the threshold after integrating ``horizon``.
+
+    ``x0`` (m,) is the starting state (for example a run's first in-window state);
+    ``horizon`` how long to integrate, in the data's time units, at least the fitted
+    window. ``threshold``: a fixed level, or None for the paper's rule on the final state,
+    ``survival_threshold(S_final, s0)`` (``s0``: S_0, which the model does not know; 0
+    unless given). A rollout that blows up is judged on its last finite state.
+    """
+    x0 = np.asarray(x0, dtype=np.float64)
+    if x0.ndim != 1 or x0.shape[0] != model.n_vars:
+        raise ValueError(f"x0 must have shape ({model.n_vars},), got {x0.shape}")
+    if not np.all(np.isfinite(x0)):
+        raise ValueError("x0 contains NaN or inf")
+    horizon = _check_horizon(model, horizon)
+    if threshold is not None:
+        if isinstance(threshold, bool) or not math.isfinite(float(threshold)):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    if not isinstance(n_points, int) or n_points < 2:
+        raise ValueError(f"n_points must be an int >= 2, got {n_points!r}")
+    t = np.linspace(0.0, horizon, n_points)
+    ys = model.simulate(t, x0)
+    final = _final_state(ys)
+    return _above(final, model.names, threshold, s0)
+
+
+def _final_state(ys: np.ndarray) -> np.ndarray:
+    """The last finite state (a rollout that blows up ends with its runaway variables huge,
+    so they count as survivors and the rest are judged against them)."""
+    finite_rows = np.flatnonzero(np.isfinite(ys).all(axis=-1))
+    return ys[finite_rows[-1]] if finite_rows.size else np.zeros(ys.shape[-1])
+
+
+def _above(final: np.ndarray, names: Sequence[str], threshold: float | None, s0: float):
+    if threshold is None:
+        finite = np.where(np.isfinite(final), final, 0.0)
+        level = float(survival_threshold(np.maximum(finite, 0.0), s0))
+    else:
+        level = float(threshold)
+    return [n for n, v in zip(names, final) if v > level]
+
+
+def actual_survivors(traj: Trajectory, *, from_data: bool = False) -> list[list[str]]:
+    """Per run, the survivors a trajectory records (meta ``"survivors"``: names or indices
+    into its variables), or with ``from_data`` (or no record) those above the threshold
+    at its last time point (S_0 from ``traj.aux["s0"]`` when present)."""
+    out = []
+    for run in traj.runs():
+        value = run.meta.get("survivors")
+        if isinstance(value, (list, tuple)) and not from_data:
+            names = []
+            for v in value:
+                if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                    if not 0 <= int(v) < run.n_vars:
+                        raise ValueError(
+                            f"survivor index {v} out of range for {run.n_vars} variables"
+                        )
+                    names.append(run.names[int(v)])
+                else:
+                    if str(v) not in run.names:
+                        raise ValueError(f"survivor {v!r} is not one of the variables {run.names}")
+                    names.append(str(v))
+            out.append(names)
+        else:
+            s0 = float(run.aux["s0"][-1]) if "s0" in run.aux else 0.0
+            out.append(_above(run.x[-1], run.names, None, s0))
+    return out
+
+
+def survival_scores(
+    model: Any,
+    traj: Trajectory,
+    horizon: float,
+    threshold: float | None = None,
+    *,
+    s0: float | None = None,
+) -> pd.DataFrame:
+    """Predicted against actual survivors, one row per run of ``traj``.
+
+    Each run starts from its first state; the actual survivors come from its meta (or
+    its last state, see :func:`actual_survivors`). ``s0`` defaults to the run's S_0 at
+    its first time (``aux["s0"]``) when present, else 0. Columns: run, predicted,
+    actual (comma-separated names), precision, recall, f1 (NaN when undefined).
+    """
+    missing = [n for n in model.names if n not in traj.names]
+    if missing:
+        raise ValueError(f"traj lacks the model's variables {missing}")
+    rows = []
+    actual_all = actual_survivors(traj)
+    for r, run in enumerate(traj.runs()):
+        sub = run.select(list(model.names)) if run.names != tuple(model.names) else run
+        run_s0 = s0
+        if run_s0 is None:
+            run_s0 = float(run.aux["s0"][0]) if "s0" in run.aux else 0.0
+        pred = survivors(model, sub.x[0], horizon, threshold, s0=run_s0)
+        act = [a for a in actual_all[r] if a in model.names]
+        rows.append({"run": r, **_prf(pred, act)})
+    return pd.DataFrame(rows)
+
+
+def _prf(pred: Sequence[str], act: Sequence[str]) -> dict[str, Any]:
+    p, a = set(pred), set(act)
+    hit = len(p & a)
+    precision = hit / len(p) if p else math.nan
+    recall = hit / len(a) if a else math.nan
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if p and a and (precision + recall) > 0
+        else (0.0 if p and a else math.nan)
+    )
+    return {
+        "predicted": ",".join(pred),
+        "actual": ",".join(act),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
+
+
+def _at_time(traj: Trajectory, step: float) -> int:
+    """Index of time ``step`` in ``traj.t`` (by value when present, else by position)."""
+    hit = np.flatnonzero(np.isclose(traj.t, step))
+    if hit.size:
+        return int(hit[0])
+    if step < traj.n_times:
+        return int(step)
+    raise ValueError(f"trajectory has no time {step:g} and only {traj.n_times} points")
+
+
+def fittest(
+    traj: Trajectory | Sequence[Trajectory],
+    *,
+    survived: Sequence[Sequence[str]] | None = None,
+    gradient_steps: tuple[float, float] = (3, 4),
+) -> dict[str, Any]:
+    """The paper's "fittest" analysis: do initial signal or initial gradient predict survival?
+
+    For every run and frequency: the initial signal S_k(0) (the first state), the initial
+    gradient (S_k(4) - S_k(3)) / S_k(0) (times 3 and 4 looked up by value in ``t``,
+    as the reference code does from the trajectory itself), and whether it survived (the
+    run's meta ``"survivors"``, or ``survived=`` per run, or the threshold rule on the last
+    state). Each score ranks frequencies; the ROC AUC (scikit-learn ``roc_auc_score``)
+    measures how well it predicts survival, pooled over all runs and per run (averaged
+    over runs that have both survivors and non-survivors).
+
+    Returns a dict: ``table`` (a DataFrame, one row per run and frequency: run, name,
+    initial_signal, initial_gradient, rank_signal, rank_gradient, survived),
+    ``auc_signal``, ``auc_gradient`` (pooled), ``auc_signal_per_run``,
+    ``auc_gradient_per_run`` (means), ``n_runs``, ``n_survivors``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    if isinstance(traj, Trajectory):
+        runs = list(traj.runs())
+    else:
+        runs = [r for tr in traj for r in tr.runs()]
+    if not runs:
+        raise ValueError("fittest needs at least one run")
+    if survived is not None and len(survived) != len(runs):
+        raise ValueError(f"survived= gives {len(survived)} lists for {len(runs)} runs")
+    records = []
+    for r, run in enumerate(runs):
+        i0 = 0
+        i3, i4 = (_at_time(run, s) for s in gradient_steps)
+        s_init = run.x[i0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad = (run.x[i4] - run.x[i3]) / s_init
+        if survived is not None:
+            alive = set(map(str, survived[r]))
+        else:
+            alive = set(actual_survivors(run)[0])
+        rank_s = _rank(-s_init)
+        rank_g = _rank(-np.nan_to_num(grad, nan=-np.inf))
+        for k, name in enumerate(run.names):
+            records.append(
+                {
+                    "run": r,
+                    "name": name,
+                    "initial_signal": float(s_init[k]),
+                    "initial_gradient": float(grad[k]),
+                    "rank_signal": int(rank_s[k]),
+                    "rank_gradient": int(rank_g[k]),
+                    "survived": name in alive,
+                }
+            )
+    table = pd.DataFrame.from_records(records)
+    y = table["survived"].to_numpy()
+
+    def auc(df: pd.DataFrame, col: str) -> float:
+        lab = df["survived"].to_numpy()
+        if lab.all() or not lab.any():
+            return math.nan
+        score = np.nan_to_num(
+            df[col].to_numpy(dtype=float), nan=-np.inf, posinf=1e300, neginf=-1e300
+        )
+        return float(roc_auc_score(lab, score))
+
+    per_s = [auc(g, "initial_signal") for _, g in table.groupby("run")]
+    per_g = [auc(g, "initial_gradient") for _, g in table.groupby("run")]
+    return {
+        "table": table,
+        "auc_signal": auc(table, "initial_signal"),
+        "auc_gradient": auc(table, "initial_gradient"),
+        "auc_signal_per_run": _nanmean(per_s),
+        "auc_gradient_per_run": _nanmean(per_g),
+        "n_runs": len(runs),
+        "n_survivors": int(y.sum()),
+    }
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """1 for the largest (values are negated by the caller), ties by position."""
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(values), dtype=int)
+    rank[order] = np.arange(1, len(values) + 1)
+    return rank
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else math.nan
