@@ -220,7 +220,9 @@ def _probe(nets, splits, labels, static) -> tuple[Record, jax.Array]:
     return jax.vmap(fn)(nets, splits)
 
 
-@functools.partial(jax.jit, static_argnames=("static", "n_blocks", "block_len", "emit"))
+@functools.partial(
+    jax.jit, static_argnames=("static", "n_blocks", "block_len", "emit"), donate_argnames="state"
+)
 def _scan_blocks(state, splits: Split, labels, *, static, n_blocks, block_len, emit):
     """``n_blocks`` x ``block_len`` vmapped steps; with ``emit``, E at each block's start."""
     vstep = jax.vmap(functools.partial(_model.step, labels=labels, static=static))
