@@ -42,8 +42,15 @@ ONE_THREAD_ENV = {
     "NPROC": "1",
 }
 
-#: Driver environment variables passed on to Ray workers (local workers inherit all).
-_FORWARD_PREFIXES = ("DYNAFIT_", "JAX_", "XLA_PYTHON_CLIENT_")
+#: Driver environment passed on to Ray workers (local workers inherit all of it): dynafit's
+#: own variables and the XLA compile cache, not settings such as JAX_PLATFORMS that
+#: would make a GPU node's workers follow a laptop driver.
+_FORWARD_PREFIXES = ("DYNAFIT_",)
+_FORWARD_NAMES = (
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES",
+)
 
 RAY_MISSING = 'the Ray backend needs Ray: pip install "dynafit[ray]" (or choose --backend local)'
 
@@ -341,7 +348,11 @@ class RayExecutor(AbstractExecutor):
         return self._ray.get_runtime_context().gcs_address
 
     def _options(self, env: Mapping[str, str] | None) -> dict[str, Any]:
-        forwarded = {k: v for k, v in os.environ.items() if k.startswith(_FORWARD_PREFIXES)}
+        forwarded = {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(_FORWARD_PREFIXES) or k in _FORWARD_NAMES
+        }
         forwarded.update(env or {})
         env_vars = forwarded if self._gpu else one_thread_env(forwarded)
         opts: dict[str, Any] = {

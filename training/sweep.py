@@ -21,6 +21,10 @@ and dynafit version. Running the same spec into the same folder resumes it: fini
 blocks are skipped, unfinished ones continue from their checkpoints, and a grown spec
 trains only its new blocks. The backend (``local`` or ``ray``, see
 :mod:`dynafit._executors`) decides where blocks run, never what they compute.
+
+A spec file may hold several sweeps as ``[experiments.NAME]`` tables sharing the
+top-level options (:func:`load_experiments`, :func:`run_experiments`); experiment NAME
+runs into ``DIR/NAME/``. The reproduce specs in ``training/specs/`` are written so.
 """
 
 from __future__ import annotations
