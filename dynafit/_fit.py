@@ -18,7 +18,7 @@ import pandas as pd
 import pysindy as ps
 from threadpoolctl import threadpool_limits
 
-from ._derivatives import check_method, differentiate
+from ._derivatives import check_method, differentiate, resolve
 from ._model import Model, VectorField, vector_field
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
@@ -34,12 +34,16 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "n_thresholds": 24,  # size of the automatic threshold grid
     "thresholds": None,  # explicit grid (relative thresholds) instead
     "tolerance": None,  # fixed relative tolerance of the selection rule (None: adaptive)
-    "abs_tolerance": 1e-3,  # errors below this fraction of the variance are equal
+    "abs_tolerance": 1e-6,  # errors below this fraction of the variance are equal
     "alpha": 1e-6,  # ridge strength (STLSQ), relative to the scaled library
     "max_iter": 20,
     "nu": 1.0,  # SR3 relaxation
     "n_models": 20,  # ensemble size
     "seed": 0,  # ensemble resampling
+    # families with a prefactor g_i (lotka_volterra): "derivative" regresses dx_i/dt on
+    # g_i(x) theta(x), equation by equation (noise stays additive); "per_capita" regresses
+    # (dx_i/dt) / g_i(x) on theta(x) (noise is amplified where g_i is small)
+    "weighting": "derivative",
 }
 
 
@@ -47,7 +51,7 @@ def fit(
     traj: Trajectory,
     family: str | AbstractFamily = "linear",
     *,
-    derivative: str = "centered",
+    derivative: str = "auto",
     optimizer: str = "stlsq",
     threshold: float | None = None,
     n_terms: int | None = None,
@@ -56,8 +60,10 @@ def fit(
 ) -> Model:
     """Fit one ODE model of ``family`` to ``traj`` (one run, or a batch pooled into one model).
 
-    - ``derivative``: "centered" (default; pysindy FiniteDifference, ``order=2``),
-      "forward" (the paper's x[t+1] - x[t]), "smoothed", "finite_difference".
+    - ``derivative``: "auto" (default: "smoothed" when the data look noisy, else
+      "centered"), "centered" (pysindy FiniteDifference, ``order=2``), "forward" (the
+      paper's x[t+1] - x[t]), "smoothed" (Savitzky-Golay first), "finite_difference".
+      The method used is recorded as ``model.options["derivative"]``.
     - ``optimizer``: "stlsq" (default), "sr3" (L0), "ensemble" (bagged STLSQ, median).
     - ``threshold``: a relative threshold (coefficients are measured on unit-RMS library
       columns against unit-RMS targets, so 0.05 drops terms contributing under ~5 % of a
@@ -91,17 +97,25 @@ def fit(
         raise ValueError(f"n_terms must be a positive int, got {n_terms!r}")
     if not 0 < opts["holdout"] < 1:
         raise ValueError(f"holdout must be in (0, 1), got {opts['holdout']!r}")
+    if opts["weighting"] not in ("derivative", "per_capita"):
+        raise ValueError(
+            f"weighting must be 'derivative' or 'per_capita', got {opts['weighting']!r}"
+        )
     if optimizer == "ensemble" and (not isinstance(opts["n_models"], int) or opts["n_models"] < 2):
         raise ValueError(f"n_models must be an int >= 2, got {opts['n_models']!r}")
 
     fam.validate(traj.x, traj.names)
+    requested = derivative
+    derivative = resolve(derivative, traj.x, traj.t)
     data = _Data.build(traj, fam, derivative, opts)
 
     record = {
         "derivative": derivative,
+        **({"derivative_requested": requested} if requested != derivative else {}),
         "optimizer": optimizer,
         "criterion": criterion,
         **{k: v for k, v in opts.items() if k in ("order", "holdout", "alpha", "max_iter")},
+        **({"weighting": opts["weighting"]} if not vector_field(fam, traj.n_vars).g_is_one else {}),
         "n_runs": traj.n_runs,
         "t_range": [float(traj.t[0]), float(traj.t[-1])],
     }
@@ -148,8 +162,9 @@ def fit(
     )
     if criterion == "holdout":
         sweep["criterion"] = sweep["heldout_error"]
-        pick, tol = select(sweep, opts["tolerance"], opts["abs_tolerance"])
+        pick, tol = select(sweep, opts["tolerance"], opts["abs_tolerance"], data.floor)
         record["selection_tolerance"] = tol
+        record["derivative_error_floor"] = data.floor
     else:
         sweep["criterion"] = sweep[criterion]
         pick = int(np.argmin(sweep[criterion].to_numpy()))
@@ -159,7 +174,12 @@ def fit(
     return Model(fam, traj.names, xi, {**record, "threshold": thr}, sweep)
 
 
-def select(sweep: pd.DataFrame, tolerance: float | None = None, abs_tolerance: float = 1e-3):
+def select(
+    sweep: pd.DataFrame,
+    tolerance: float | None = None,
+    abs_tolerance: float = 1e-6,
+    floor: float = 0.0,
+):
     """Index of the sparsest sweep point whose held-out error is within a tolerance of the best.
 
     Errors are fractions of unexplained variance. Accepted: ``err <= best + tol`` with
@@ -178,7 +198,7 @@ def select(sweep: pd.DataFrame, tolerance: float | None = None, abs_tolerance: f
         return int(np.argmax(counts)), float("nan")
     best = int(np.nanargmin(np.where(finite, err, np.inf)))
     spread = se[best] if tolerance is None else tolerance * err[best]
-    tol = float(max(abs_tolerance, spread))
+    tol = float(max(abs_tolerance, spread, 2.0 * floor))
     ok = np.flatnonzero(finite & (err <= err[best] + tol))
     order = np.lexsort((err[ok], counts[ok]))
     return int(ok[order[0]]), tol
@@ -210,13 +230,23 @@ class _Rows:
 
 
 class _Data:
-    def __init__(self, field: VectorField, all_: _Rows, train: _Rows, test: _Rows):
+    def __init__(
+        self, field: VectorField, all_: _Rows, train: _Rows, test: _Rows, per_equation: bool
+    ):
+        self.floor = 0.0
         self.field = field
         self.all, self.train, self.test = all_, train, test
         self.n_lib = field.n_terms
-        # scales from all the data, so sweep and final fit share one meaning of threshold
-        self.col_scale = _rms(all_.theta)
-        self.y_scale = _rms(all_.y)
+        self.per_equation = per_equation
+        m = all_.dxdt.shape[1]
+        # scales from all the data, so sweep and final fit share one meaning of threshold:
+        # Xi_scaled[i, k] = Xi[i, k] * col_scale[i, k] / y_scale[i]
+        if per_equation:  # equation i regresses dx_i/dt on g_i(x) theta(x)
+            self.col_scale = np.stack([_rms(all_.theta * all_.g[:, [i]]) for i in range(m)])
+            self.y_scale = _rms(all_.dxdt)
+        else:  # all equations regress (dx_i/dt) / g_i(x) on theta(x)
+            self.col_scale = np.broadcast_to(_rms(all_.theta), (m, self.n_lib))
+            self.y_scale = _rms(all_.y)
 
     @classmethod
     def build(cls, traj: Trajectory, fam: AbstractFamily, derivative: str, opts: dict) -> _Data:
@@ -259,7 +289,11 @@ class _Data:
         all_ = part(np.arange(n))
         train = part(np.flatnonzero(~is_test))
         test = part(np.flatnonzero(is_test))
-        return cls(field, all_, train, test)
+        per_equation = not field.g_is_one and opts["weighting"] == "derivative"
+        data = cls(field, all_, train, test, per_equation)
+        idx = keep[np.flatnonzero(is_test)]
+        data.floor = derivative_error_floor(x, traj.t, dxdt, derivative, opts, idx)
+        return data
 
     def regress(
         self,
@@ -270,8 +304,30 @@ class _Data:
         scaled: bool = False,
     ) -> np.ndarray:
         """Coefficients (m, n_lib) for one threshold (in scaled units when ``scaled``)."""
-        X = rows.theta / self.col_scale
-        Y = rows.y / self.y_scale
+        if self.per_equation:
+            coef = np.concatenate(
+                [
+                    self._solve(
+                        rows.theta * rows.g[:, [i]] / self.col_scale[i],
+                        rows.dxdt[:, [i]] / self.y_scale[i],
+                        threshold,
+                        optimizer,
+                        opts,
+                    )
+                    for i in range(rows.dxdt.shape[1])
+                ]
+            )
+        else:
+            coef = self._solve(
+                rows.theta / self.col_scale[0], rows.y / self.y_scale, threshold, optimizer, opts
+            )
+        if scaled:
+            return coef
+        return coef * self.y_scale[:, None] / self.col_scale
+
+    @staticmethod
+    def _solve(X: np.ndarray, Y: np.ndarray, threshold: float, optimizer: str, opts: dict):
+        """One pysindy fit of Y (N, k) on X (N, n); coefficients (k, n)."""
         alpha = opts["alpha"] * X.shape[0]
         stlsq = dict(threshold=threshold, alpha=alpha, max_iter=opts["max_iter"])
         if optimizer == "stlsq":
@@ -298,10 +354,7 @@ class _Data:
         finally:
             np.random.set_state(state)
         coef = np.asarray(opt.coef_, dtype=np.float64).reshape(Y.shape[1], X.shape[1])
-        coef = np.where(np.isfinite(coef), coef, 0.0)
-        if scaled:
-            return coef
-        return coef * self.y_scale[:, None] / self.col_scale[None, :]
+        return np.where(np.isfinite(coef), coef, 0.0)
 
     def predict(self, xi: np.ndarray, rows: _Rows) -> np.ndarray:
         return rows.g * (rows.theta @ xi.T)
@@ -320,6 +373,41 @@ class _Data:
 
     def information(self, xi: np.ndarray, rows: _Rows) -> tuple[float, float]:
         return information_criteria(rows.dxdt - self.predict(xi, rows), int(np.count_nonzero(xi)))
+
+
+def derivative_error_floor(
+    x: np.ndarray,
+    t: np.ndarray,
+    dxdt: np.ndarray,
+    method: str,
+    opts: dict,
+    rows: np.ndarray,
+) -> float:
+    """Estimated systematic error of the derivative estimate, as a fraction of variance.
+
+    The estimate ``dxdt`` is compared with a higher-order centred difference; the part of
+    their mean squared difference that white noise would explain (noise level from
+    fourth differences of ``x``, gain from passing white noise through both estimators)
+    is removed, leaving the truncation or smoothing error that a dense library can fit but
+    a correct sparse model cannot. Averaged over variables on the held-out ``rows``.
+    """
+    R, T, m = x.shape
+    ref_order = (2 if method == "forward" else int(opts["order"])) + 2
+    if T < ref_order + 2 or T < 8:
+        return 0.0
+    # smoothed data are compared with a higher-order difference of the same smoothing
+    ref_method = "smoothed" if method == "smoothed" else "centered"
+    ref = differentiate(x, t, ref_method, order=ref_order, window=opts["window"])
+    sq = ((dxdt - ref)[:, rows] ** 2).mean(axis=(0, 1))
+    d4 = np.diff(x, n=4, axis=1)
+    sigma2 = (d4**2).mean(axis=(0, 1)) / 70.0  # var(4th difference of white noise) = 70
+    w = np.random.default_rng(0).normal(size=(T, 16))
+    gain_w = differentiate(w, t, method, order=opts["order"], window=opts["window"])
+    gain_w = gain_w - differentiate(w, t, ref_method, order=ref_order, window=opts["window"])
+    gain = float((gain_w[rows] ** 2).mean())
+    var = dxdt[:, rows].var(axis=(0, 1))
+    var = np.where(var > 0, var, 1.0)
+    return float(np.mean(np.maximum(sq - sigma2 * gain, 0.0) / var))
 
 
 def information_criteria(residuals: np.ndarray, k: int) -> tuple[float, float]:

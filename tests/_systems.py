@@ -43,7 +43,8 @@ def add_noise(X: np.ndarray, level: float, seed: int) -> np.ndarray:
     return X + level * X.std(axis=(0, 1)) * rng.normal(size=X.shape)
 
 
-def linear_traj(m=10, seed=0, noise=0.0, runs=4, T=201, tmax=6.0):
+def linear_traj(m=10, seed=0, noise=0.0, runs=None, T=201, tmax=6.0):
+    runs = runs or max(4, m // 2)
     A, b = sparse_linear(m, seed)
     rng = np.random.default_rng(seed + 100)
     t = np.linspace(0.0, tmax, T)
@@ -53,7 +54,8 @@ def linear_traj(m=10, seed=0, noise=0.0, runs=4, T=201, tmax=6.0):
     return dynafit.Trajectory(t, X), np.concatenate([b[:, None], A], axis=1)
 
 
-def lv_traj(m=4, seed=0, noise=0.0, runs=4, T=201, tmax=8.0):
+def lv_traj(m=4, seed=0, noise=0.0, runs=None, T=201, tmax=8.0):
+    runs = runs or max(4, m)
     r, a = competitive_lv(m, seed)
     rng = np.random.default_rng(seed + 100)
     t = np.linspace(0.0, tmax, T)

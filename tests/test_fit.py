@@ -1,0 +1,145 @@
+"""fit(): known sparse systems recovered; options; bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from _systems import linear_traj, lv_traj
+
+import dynafit
+
+
+def support_errors(model, true):
+    got, sup = model.coefficients != 0, true != 0
+    return int((sup & ~got).sum()), int((~sup & got).sum())
+
+
+def rel_errors(model, true):
+    sup = true != 0
+    return np.abs(model.coefficients - true)[sup] / np.abs(true[sup])
+
+
+# (noise, max support errors, max of the median relative error, max relative error)
+LINEAR_CASES = [(0.0, 0, 1e-3, 1e-2), (0.01, 0, 0.01, 0.05), (0.05, 2, 0.05, 0.2)]
+LV_CASES = [(0.0, 0, 1e-2, 2e-2), (0.01, 0, 0.02, 0.1), (0.05, 2, 0.1, None)]
+
+
+@pytest.mark.parametrize("noise, max_err, med_tol, max_tol", LINEAR_CASES)
+def test_sparse_linear_10_recovered(noise, max_err, med_tol, max_tol):
+    traj, true = linear_traj(10, seed=0, noise=noise)
+    model = dynafit.fit(traj, "linear")
+    missing, extra = support_errors(model, true)
+    assert missing + extra <= max_err, (missing, extra)
+    rel = rel_errors(model, true)[model.coefficients[true != 0] != 0]
+    assert np.median(rel) < med_tol and rel.max() < max_tol
+    if noise == 0:
+        assert model.options["derivative"] == "centered"
+    else:
+        assert model.options["derivative"] == "smoothed"  # "auto" saw the noise
+
+
+@pytest.mark.parametrize("noise, max_err, med_tol, max_tol", LV_CASES)
+def test_competitive_lv_recovered(noise, max_err, med_tol, max_tol):
+    traj, true = lv_traj(4, seed=0, noise=noise)
+    model = dynafit.fit(traj, "lotka_volterra")
+    missing, extra = support_errors(model, true)
+    assert missing + extra <= max_err, (missing, extra)
+    rel = rel_errors(model, true)[model.coefficients[true != 0] != 0]
+    assert np.median(rel) < med_tol
+    if max_tol is not None:
+        assert rel.max() < max_tol
+
+
+def test_sweep_is_kept_and_consistent():
+    traj, true = linear_traj(10, seed=0)
+    model = dynafit.fit(traj, "linear")
+    sweep = model.sweep
+    assert isinstance(sweep, pd.DataFrame)
+    for col in ("threshold", "n_terms", "heldout_error", "criterion", "aic", "bic", "selected"):
+        assert col in sweep.columns
+    assert sweep["selected"].sum() == 1
+    assert np.all(np.diff(sweep["threshold"]) > 0)
+    assert sweep["n_terms"].iloc[0] >= sweep["n_terms"].iloc[-1]
+    assert model.options["threshold"] == sweep.loc[sweep.selected, "threshold"].iloc[0]
+    # picking a point by hand
+    by_n = dynafit.fit(traj, "linear", n_terms=10)
+    assert by_n.n_terms <= 10
+    fixed = dynafit.fit(traj, "linear", threshold=model.options["threshold"])
+    np.testing.assert_allclose(fixed.coefficients, model.coefficients)
+    assert fixed.sweep is None
+    bic = dynafit.fit(traj, "linear", criterion="bic")
+    assert bic.sweep["selected"].sum() == 1
+
+
+def test_threshold_means_the_same_at_any_scale():
+    traj, true = linear_traj(10, seed=0)
+    a = dynafit.fit(traj, "linear", threshold=0.05)
+    scaled = dynafit.Trajectory(traj.t * 10.0, traj.x * 1000.0)
+    b = dynafit.fit(scaled, "linear", threshold=0.05)
+    np.testing.assert_array_equal(a.coefficients != 0, b.coefficients != 0)
+    # dx/dt = A x + b -> d(1000x)/d(10t) = A/10 (1000x) + 100 b
+    np.testing.assert_allclose(
+        b.coefficients[:, 1:], a.coefficients[:, 1:] / 10, rtol=1e-6, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        b.coefficients[:, 0], a.coefficients[:, 0] * 100, rtol=1e-6, atol=1e-9
+    )
+
+
+def test_forward_derivative_and_other_optimizers():
+    traj, true = lv_traj(3, seed=1)
+    fwd = dynafit.fit(traj, "lotka_volterra", derivative="forward")
+    assert fwd.options["derivative"] == "forward"
+    assert support_errors(fwd, true) == (0, 0)
+    for opt in ("sr3", "ensemble"):
+        model = dynafit.fit(traj, "lotka_volterra", optimizer=opt, threshold=0.05, n_models=5)
+        assert support_errors(model, true) == (0, 0), opt
+        assert np.median(rel_errors(model, true)) < 0.02
+    again = dynafit.fit(traj, "lotka_volterra", optimizer="ensemble", threshold=0.05, n_models=5)
+    np.testing.assert_array_equal(model.coefficients, again.coefficients)  # seeded
+
+
+def test_batch_is_one_pooled_model():
+    traj, true = lv_traj(3, seed=1)
+    assert traj.is_batch
+    model = dynafit.fit(traj, "lotka_volterra")
+    assert model.coefficients.shape == (3, 4)
+    assert model.options["n_runs"] == traj.n_runs
+    assert support_errors(model, true) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(family="cubic"), "unknown family 'cubic'.*linear"),
+        (dict(family=object()), "family must be"),
+        (dict(smoothing=3), r"unknown option\(s\) \['smoothing'\]"),
+        (dict(optimizer="lasso"), "unknown optimizer 'lasso'.*stlsq"),
+        (dict(derivative="spectral"), "unknown derivative method 'spectral'.*forward"),
+        (dict(criterion="cv"), "unknown criterion 'cv'"),
+        (dict(threshold=-1.0), "threshold must be"),
+        (dict(threshold=0.1, n_terms=3), "not both"),
+        (dict(n_terms=0), "n_terms must be"),
+        (dict(holdout=1.5), "holdout must be"),
+        (dict(optimizer="ensemble", n_models=1), "n_models"),
+        (dict(weighting="odd"), "weighting"),
+    ],
+)
+def test_bad_options(kwargs, match):
+    t = np.linspace(0, 1, 50)
+    traj = dynafit.Trajectory(t, np.stack([np.exp(-t), np.exp(t)], 1))
+    with pytest.raises(ValueError, match=match):
+        dynafit.fit(traj, **kwargs)
+
+
+def test_bad_data():
+    with pytest.raises(ValueError, match="Trajectory"):
+        dynafit.fit(np.zeros((10, 2)))
+    t = np.arange(5.0)
+    few = dynafit.Trajectory(t, np.random.default_rng(0).uniform(1, 2, (5, 4)))
+    with pytest.raises(ValueError, match="fewer points than terms"):
+        dynafit.fit(few, "polynomial", threshold=0.1)
+    neg = dynafit.Trajectory(
+        np.arange(20.0), np.linspace(-1, 1, 40).reshape(20, 2), names=["u", "v"]
+    )
+    with pytest.raises(ValueError, match="'u'"):
+        dynafit.fit(neg, "lotka_volterra")
