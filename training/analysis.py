@@ -1,0 +1,488 @@
+"""The paper's analyses of circle trajectories, shared by ``dynafit reproduce`` and the notebooks.
+
+arXiv 2405.17420 ("Survival of the Fittest Representation") makes five claims about
+networks trained on modular addition; each function here computes the numbers behind
+one of them from trainer trajectories (a batch ``Trajectory`` whose per-run meta holds
+the trainer's config), and each ``plot_*`` draws the matching figure:
+
+- only a few circles survive (p = 59, dim = 128)      :func:`survivor_counts`
+- more survive with a larger embedding                 :func:`survivor_counts` by ``dim``
+- the fittest (high initial signal, high initial
+  gradient) survive: ROC AUC                          :func:`fittest_auc`
+- scaling a circle's initial signal up makes it
+  more likely to survive                              :func:`intervention_table`
+- a linear ODE describes the early dynamics (R^2
+  against the embedding dimension)                    :func:`linear_r2`
+
+Survival follows the reference code (DESIGN.md, "The paper's quantities"): circle k is
+alive at the end of training when S_k is above twice the spectrum's mean,
+``dynafit.survival_threshold``; the initial gradient of circle k is
+(S_k(4) - S_k(3)) / S_k(0), read from the trajectory itself.
+
+Everything returns pandas DataFrames or plain dicts; figures are matplotlib ``Figure``
+objects built without pyplot (they work headless).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import dynafit
+from dynafit import Trajectory
+
+__all__ = [
+    "circle_table",
+    "fittest_auc",
+    "intervention_table",
+    "linear_r2",
+    "load_experiment",
+    "plot_fittest",
+    "plot_intervention",
+    "plot_r2_vs_dim",
+    "plot_spectrum",
+    "plot_survivors_vs_dim",
+    "plot_trajectories",
+    "predicted_survivors",
+    "r2_by_dim",
+    "roc_auc",
+    "survivor_counts",
+    "survivors_by_dim",
+]
+
+#: The step whose difference to the step before gives the paper's "initial gradient".
+GRADIENT_STEP = 4
+
+
+# ------------------------------------------------------------------------- data
+def load_experiment(folder: str | Path) -> Trajectory:
+    """All runs of a sweep folder (one ``.npz`` per block) as one batch Trajectory."""
+    traj = dynafit.load(folder)
+    return traj if traj.is_batch else Trajectory.stack([traj])
+
+
+def _runs_meta(traj: Trajectory) -> list[dict[str, Any]]:
+    runs = traj.meta.get("runs") if traj.is_batch else [traj.meta]
+    if not runs or len(runs) != traj.n_runs:
+        raise ValueError("trajectory meta lacks the trainer's per-run dicts ('runs')")
+    return runs
+
+
+def _config(run: Mapping[str, Any]) -> dict[str, Any]:
+    config = run.get("config")
+    if not isinstance(config, Mapping):
+        raise ValueError("a run's meta lacks its trainer config ('config')")
+    return dict(config)
+
+
+def run_table(traj: Trajectory) -> pd.DataFrame:
+    """One row per run: seed, the config values that vary in the paper's sweeps, accuracy."""
+    rows = []
+    for r, run in enumerate(_runs_meta(traj)):
+        cfg = _config(run)
+        rows.append(
+            {
+                "run": r,
+                "seed": run.get("seed"),
+                "embed_seed": run.get("embed_seed"),
+                "p": cfg.get("p"),
+                "dim": cfg.get("dim"),
+                "steps": cfg.get("steps"),
+                "dtype": cfg.get("dtype"),
+                "scale_freqs": tuple(cfg.get("scale_freqs") or ()),
+                "scale_factor": float(cfg.get("scale_factor", 1.0)),
+                "final_test_acc": run.get("final_test_acc"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def circle_table(traj: Trajectory) -> pd.DataFrame:
+    """One row per run and circle: initial signal and gradient, final signal, alive.
+
+    Columns: ``run, seed, embed_seed, dim, scale_factor, k, name, scaled`` (k is one of
+    the run's intervened frequencies), ``init_signal`` S_k(0), ``init_gradient``
+    (S_k(4) - S_k(3)) / S_k(0), ``final_signal``, ``threshold`` (twice the final
+    spectrum's mean) and ``alive``.
+    """
+    if traj.n_times <= GRADIENT_STEP:
+        raise ValueError(
+            f"the initial gradient needs steps 0..{GRADIENT_STEP}; this trajectory has "
+            f"{traj.n_times} points"
+        )
+    x = traj.x if traj.is_batch else traj.x[None]
+    s0 = traj.aux.get("s0")
+    s0_final = np.zeros(x.shape[0]) if s0 is None else np.asarray(s0).reshape(x.shape[0], -1)[:, -1]
+    runs = run_table(traj)
+    init = x[:, 0]
+    grad = (x[:, GRADIENT_STEP] - x[:, GRADIENT_STEP - 1]) / init
+    final = x[:, -1]
+    threshold = dynafit.survival_threshold(final, s0_final)
+    alive = final > threshold[:, None]
+    m = x.shape[-1]
+    ks = np.arange(1, m + 1)
+    frames = []
+    for r, info in runs.iterrows():
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": r,
+                    "seed": info["seed"],
+                    "embed_seed": info["embed_seed"],
+                    "dim": info["dim"],
+                    "scale_factor": info["scale_factor"],
+                    "k": ks,
+                    "name": list(traj.names),
+                    "scaled": np.isin(ks, list(info["scale_freqs"])),
+                    "init_signal": init[r],
+                    "init_gradient": grad[r],
+                    "final_signal": final[r],
+                    "threshold": threshold[r],
+                    "alive": alive[r],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------ the claims
+def survivor_counts(traj_or_table: Trajectory | pd.DataFrame) -> pd.DataFrame:
+    """Surviving circles per run: ``run, seed, dim, scale_factor, n_alive, alive``."""
+    table = _table(traj_or_table)
+    rows = []
+    for run, grp in table.groupby("run", sort=True):
+        first = grp.iloc[0]
+        alive = grp.loc[grp["alive"].astype(bool), "name"]
+        rows.append(
+            {
+                "run": run,
+                "seed": first["seed"],
+                "dim": first["dim"],
+                "scale_factor": first["scale_factor"],
+                "n_alive": int(len(alive)),
+                "alive": ",".join(alive),
+            }
+        )
+    out = pd.DataFrame(rows)
+    return out
+
+
+def survivors_by_dim(data: Trajectory | pd.DataFrame) -> pd.DataFrame:
+    """Surviving circles against the embedding dimension: mean, sd, min, max, runs.
+
+    ``data``: runs, their circle table, or the per-run counts of :func:`survivor_counts`.
+    """
+    is_counts = isinstance(data, pd.DataFrame) and "n_alive" in data
+    counts = data if is_counts else survivor_counts(data)
+    stats = counts.groupby("dim")["n_alive"].agg(["mean", "std", "min", "max", "count"])
+    return stats.rename(columns={"count": "runs"}).reset_index()
+
+
+def roc_auc(score: Sequence[float], label: Sequence[bool]) -> float:
+    """Area under the ROC curve of ``score`` for the binary ``label`` (NaN if one class)."""
+    from sklearn.metrics import roc_auc_score
+
+    label = np.asarray(label, dtype=bool)
+    score = np.asarray(score, dtype=float)
+    if label.all() or not label.any():
+        return math.nan
+    return float(roc_auc_score(label, score))
+
+
+def fittest_auc(traj_or_table: Trajectory | pd.DataFrame) -> dict[str, Any]:
+    """How well the initial signal and the initial gradient predict survival (ROC AUC).
+
+    Pooled over every (run, circle) of the table, as the reference code pools seeds:
+    ``auc_signal``, ``auc_gradient``, and ``auc_both`` for a logistic regression on both
+    (standardised; in-sample, so an upper bound). Also the mean AUC within a run
+    (``auc_signal_per_run``, ``auc_gradient_per_run``, over runs with both classes), and
+    the counts ``n_circles``, ``n_alive``, ``n_runs``. 0.5 is chance, 1 a perfect ranking.
+    """
+    table = _table(traj_or_table)
+    table = table[~table["scaled"]]  # an intervened circle's signal is not its natural one
+    y = table["alive"].to_numpy()
+    out: dict[str, Any] = {
+        "n_runs": int(table["run"].nunique()),
+        "n_circles": int(len(table)),
+        "n_alive": int(y.sum()),
+        "auc_signal": roc_auc(table["init_signal"], y),
+        "auc_gradient": roc_auc(table["init_gradient"], y),
+        "auc_both": math.nan,
+    }
+    if 0 < y.sum() < len(y):
+        from sklearn.linear_model import LogisticRegression
+
+        feats = table[["init_signal", "init_gradient"]].to_numpy(dtype=float)
+        feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1.0)
+        clf = LogisticRegression().fit(feats, y)
+        out["auc_both"] = roc_auc(clf.decision_function(feats), y)
+    for key, col in (("signal", "init_signal"), ("gradient", "init_gradient")):
+        per_run = [roc_auc(g[col], g["alive"]) for _, g in table.groupby("run")]
+        per_run = [a for a in per_run if np.isfinite(a)]
+        out[f"auc_{key}_per_run"] = float(np.mean(per_run)) if per_run else math.nan
+    return out
+
+
+def intervention_table(traj_or_table: Trajectory | pd.DataFrame) -> pd.DataFrame:
+    """Survival of the intervened circle(s) against the scale factor of their initial signal.
+
+    One row per (scale_factor, k): ``runs``, ``survived`` (how many of them), ``rate``,
+    and the mean initial signal after scaling. Needs runs with ``scale_freqs`` set.
+    """
+    table = _table(traj_or_table)
+    scaled = table[table["scaled"]]
+    if scaled.empty:
+        raise ValueError("no intervened circles (runs with scale_freqs) in these runs")
+    out = (
+        scaled.groupby(["scale_factor", "k"])
+        .agg(
+            runs=("alive", "size"),
+            survived=("alive", "sum"),
+            init_signal=("init_signal", "mean"),
+        )
+        .reset_index()
+    )
+    out["survived"] = out["survived"].astype(int)
+    out["rate"] = out["survived"] / out["runs"]
+    return out
+
+
+def linear_r2(
+    traj: Trajectory, window: float = 1000.0, *, dynafit_fit: bool = True
+) -> pd.DataFrame:
+    """The linear ODE's one-step R^2 on the first ``window`` steps of every run.
+
+    Columns ``run, seed, dim``, then:
+
+    - ``lasso_r2``: the paper's method (reference code ``ode_fit_mult_dims.py``):
+      scikit-learn ``Lasso(alpha=0.01)`` of x[t+1] - x[t] on x[t], its R^2;
+    - ``lstsq_r2``: the same with plain least squares (the reference's "Linear
+      Regression" line);
+    - with ``dynafit_fit``: ``dynafit_onestep_r2`` and ``dynafit_rollout_r2`` (the
+      linear family fitted by ``dynafit.fit_many`` with the paper's forward difference,
+      sparsity chosen by held-out error) and ``dynafit_n_terms``.
+    """
+    from sklearn.linear_model import Lasso, LinearRegression
+
+    end = min(float(window), float(traj.t[-1]))
+    win = traj.window(float(traj.t[0]), end)
+    batch = win if win.is_batch else Trajectory.stack([win])
+    runs = run_table(batch)
+    rows = []
+    for r in range(batch.n_runs):
+        x = batch.x[r].astype(float)
+        X, Y = x[:-1], np.diff(x, axis=0)
+        rows.append(
+            {
+                "lasso_r2": Lasso(alpha=0.01, max_iter=10000).fit(X, Y).score(X, Y),
+                "lstsq_r2": LinearRegression().fit(X, Y).score(X, Y),
+            }
+        )
+    out = pd.concat([runs[["run", "seed", "dim"]], pd.DataFrame(rows)], axis=1)
+    if dynafit_fit:
+        table = dynafit.fit_many(batch, families=("linear",), derivative="forward")
+        table = table.set_index("run")
+        out["dynafit_onestep_r2"] = table["onestep_r2"].to_numpy(dtype=float)
+        out["dynafit_rollout_r2"] = table["rollout_r2"].to_numpy(dtype=float)
+        out["dynafit_n_terms"] = table["n_terms"].to_numpy()
+    out.attrs["window"] = (float(traj.t[0]), end)
+    return out
+
+
+def predicted_survivors(model: Any, x0: Any, horizon: float, *, n_points: int = 201) -> list[str]:
+    """The variables a model predicts alive after integrating ``horizon`` time units from ``x0``.
+
+    Uses ``dynafit.survivors`` when this installation has it; otherwise integrates with
+    ``model.simulate`` and applies the paper's rule to the predicted signals (without
+    S_0, which the model does not predict). A rollout that diverges predicts nothing
+    alive beyond what was finite.
+    """
+    survivors = getattr(dynafit, "survivors", None)
+    if survivors is not None:
+        return [str(n) for n in survivors(model, np.asarray(x0), horizon)]
+    ts = np.linspace(0.0, float(horizon), n_points)
+    sim = np.asarray(model.simulate(ts, np.asarray(x0, dtype=float)))
+    finite = np.flatnonzero(np.isfinite(sim).all(axis=1))
+    if finite.size == 0:
+        return []
+    final = sim[finite[-1]]
+    threshold = dynafit.survival_threshold(final)
+    return [str(model.names[i]) for i in np.flatnonzero(final > threshold)]
+
+
+def r2_by_dim(r2: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd of every R^2 column of :func:`linear_r2` per embedding dimension."""
+    cols = [c for c in r2.columns if c.endswith("_r2")]
+    clean = r2[["dim", *cols]].replace([np.inf, -np.inf], np.nan)
+    stats = clean.groupby("dim")[cols].agg(["mean", "std"])
+    stats.columns = [f"{c}_{s}" for c, s in stats.columns]
+    return stats.reset_index()
+
+
+def _table(traj_or_table: Trajectory | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(traj_or_table, pd.DataFrame):
+        return traj_or_table
+    if isinstance(traj_or_table, Trajectory):
+        return circle_table(traj_or_table)
+    raise ValueError(f"expected a Trajectory or a circle table, got {type(traj_or_table).__name__}")
+
+
+# ----------------------------------------------------------------------- figures
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_spectrum(traj: Trajectory, run: int = 0) -> Figure:
+    """One run's circle spectrum at initialisation and at the end, survivors marked."""
+    data = traj.run(run) if traj.is_batch else traj
+    table = circle_table(Trajectory.stack([data]))
+    fig = _figure(7.0, 3.2)
+    ax = fig.add_subplot()
+    k = table["k"].to_numpy()
+    ax.bar(k - 0.2, table["init_signal"], width=0.4, color="0.6", label="initialisation")
+    colors = np.where(table["alive"], "C3", "C0")
+    ax.bar(k + 0.2, table["final_signal"], width=0.4, color=colors, label="end (red: survivor)")
+    ax.axhline(table["threshold"].iloc[0], color="C3", ls="--", lw=1, label="survival threshold")
+    ax.set_xlabel("frequency k")
+    ax.set_ylabel("signal $S_k$")
+    cfg = _config(data.meta)
+    ax.set_title(
+        f"p = {cfg['p']}, dim = {cfg['dim']}, seed {data.meta.get('seed')}: "
+        f"{int(table['alive'].sum())} of {len(table)} circles survive",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_trajectories(traj: Trajectory, run: int = 0, *, t1: float | None = None) -> Figure:
+    """S_k(t) of one run, survivors in colour and the rest in grey."""
+    data = traj.run(run) if traj.is_batch else traj
+    if t1 is not None:
+        data = data.window(float(data.t[0]), float(t1))
+    table = circle_table(Trajectory.stack([traj.run(run) if traj.is_batch else traj]))
+    alive = table["alive"].to_numpy()
+    fig = _figure(7.0, 3.6)
+    ax = fig.add_subplot()
+    for i in range(data.n_vars):
+        if not alive[i]:
+            ax.plot(data.t, data.x[:, i], color="0.75", lw=0.7)
+    for j, i in enumerate(np.flatnonzero(alive)):
+        ax.plot(data.t, data.x[:, i], color=f"C{j % 10}", lw=1.6, label=data.names[i])
+    ax.set_xlabel("step")
+    ax.set_ylabel("signal $S_k$")
+    ax.set_title("circle signals (colour: survivors at the end of training)", fontsize=10)
+    if alive.any():
+        ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+def plot_survivors_vs_dim(counts: pd.DataFrame) -> Figure:
+    """Surviving circles per run against the embedding dimension (mean +- sd)."""
+    fig = _figure(5.0, 3.4)
+    ax = fig.add_subplot()
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(counts))
+    dims = np.sort(counts["dim"].unique())
+    pos = {d: i for i, d in enumerate(dims)}
+    xs = counts["dim"].map(pos).to_numpy() + jitter
+    ax.scatter(xs, counts["n_alive"], s=10, color="0.6", zorder=2)
+    stats = counts.groupby("dim")["n_alive"].agg(["mean", "std"]).reindex(dims)
+    ax.errorbar(
+        np.arange(len(dims)),
+        stats["mean"],
+        yerr=stats["std"].fillna(0),
+        fmt="-o",
+        color="C0",
+        capsize=3,
+        zorder=3,
+    )
+    ax.set_xticks(np.arange(len(dims)), [str(d) for d in dims])
+    ax.set_xlabel("embedding dimension")
+    ax.set_ylabel("surviving circles")
+    ax.set_title("more circles survive in larger embeddings", fontsize=10)
+    return fig
+
+
+def plot_fittest(table: pd.DataFrame, auc: Mapping[str, Any] | None = None) -> Figure:
+    """Initial gradient against initial signal, survivors in red, with the AUCs."""
+    table = table[~table["scaled"]]
+    auc = fittest_auc(table) if auc is None else auc
+    fig = _figure(5.5, 4.0)
+    ax = fig.add_subplot()
+    dead, alive = table[~table["alive"]], table[table["alive"]]
+    ax.scatter(dead["init_gradient"], dead["init_signal"], s=8, color="C0", alpha=0.6, label="died")
+    ax.scatter(alive["init_gradient"], alive["init_signal"], s=14, color="C3", label="survived")
+    ax.set_xlabel("initial gradient $(S_k(4) - S_k(3)) / S_k(0)$")
+    ax.set_ylabel("initial signal $S_k(0)$")
+    ax.set_title(
+        f"AUC: signal {auc['auc_signal']:.2f}, gradient {auc['auc_gradient']:.2f}, "
+        f"both {auc['auc_both']:.2f}  ({auc['n_alive']} of {auc['n_circles']} survive)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_intervention(inter: pd.DataFrame) -> Figure:
+    """Survival rate of the intervened circle against the scale factor of its signal."""
+    fig = _figure(5.0, 3.4)
+    ax = fig.add_subplot()
+    for j, (k, grp) in enumerate(inter.groupby("k")):
+        grp = grp.sort_values("scale_factor")
+        ax.plot(
+            grp["scale_factor"],
+            grp["rate"],
+            "-o",
+            color=f"C{j}",
+            label=f"k = {k} ({int(grp['runs'].iloc[0])} runs per point)",
+        )
+    ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("scale factor of the initial signal")
+    ax.set_ylabel("survival rate")
+    ax.set_title("scaling a circle's initial signal up helps it survive", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_r2_vs_dim(r2: pd.DataFrame) -> Figure:
+    """One-step R^2 of the linear ODE against the embedding dimension (mean +- sd)."""
+    labels = {
+        "lasso_r2": "Lasso $\\alpha$=0.01 (paper's method)",
+        "lstsq_r2": "least squares",
+        "dynafit_onestep_r2": "dynafit linear, one-step",
+        "dynafit_rollout_r2": "dynafit linear, rollout",
+    }
+    fig = _figure(5.5, 3.6)
+    ax = fig.add_subplot()
+    clean = r2.replace([np.inf, -np.inf], np.nan)
+    for j, (col, label) in enumerate(labels.items()):
+        if col not in clean:
+            continue
+        stats = clean.groupby("dim")[col].agg(["mean", "std"]).sort_index()
+        ax.errorbar(
+            stats.index,
+            stats["mean"],
+            yerr=stats["std"].fillna(0),
+            fmt="-o",
+            ms=4,
+            capsize=3,
+            color=f"C{j}",
+            label=label,
+        )
+    window = r2.attrs.get("window")
+    span = f" over steps {window[0]:g}-{window[1]:g}" if window else ""
+    ax.set_xlabel("embedding dimension")
+    ax.set_ylabel("$R^2$")
+    ax.set_title(f"linear ODE fit{span}", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
