@@ -11,7 +11,7 @@ every finite one; a family that cannot apply to the data is a row with status
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,19 @@ import pandas as pd
 from ._trajectory import Trajectory
 
 DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
-SCORE_COLUMNS = ("deriv_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged")
-FORECAST_COLUMNS = ("forecast_r2", "forecast_skill")
+SCORE_COLUMNS = (
+    "deriv_r2",
+    "onestep_r2",
+    "rollout_r2",
+    "rmse",
+    "n_terms",
+    "aic",
+    "bic",
+    "diverged",
+)
+FORECAST_COLUMNS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
 #: Criteria where a larger value is better; every other criterion is minimised.
-_HIGHER_IS_BETTER = {"deriv_r2", "rollout_r2", "forecast_r2", "forecast_skill"}
+_HIGHER_IS_BETTER = {"deriv_r2", "onestep_r2", "rollout_r2", "forecast_r2", "forecast_skill"}
 #: Information criteria, where differences below the tolerance mean "equally good".
 _INFORMATION_CRITERIA = {"aic", "bic"}
 DEFAULT_TOLERANCE = 10.0
@@ -53,11 +62,8 @@ def family_name(family: Any) -> str:
 
 
 def equations_text(model: Any) -> str:
-    """The model's equations as one line of text, ``"; "``-separated."""
-    try:
-        return "; ".join(f"{eq.lhs} = {eq.rhs}" for eq in model.equations())
-    except Exception:  # a model without sympy equations still gets a row
-        return str(model)
+    """The model's equations as one line of text (``"dx/dt = ...; dy/dt = ..."``)."""
+    return "; ".join(line.strip() for line in str(model).splitlines() if line.strip())
 
 
 def library_size(model: Any) -> int:
@@ -162,29 +168,30 @@ def _columns(board: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- fitting
-def _fit_and_score(
-    traj: Trajectory, family: Any, horizon: int | None, fit_options: Mapping[str, Any]
-) -> tuple[Any, dict[str, Any]]:
-    from ._fit import fit
-
-    if horizon is None:
-        model = fit(traj, family=family, **fit_options)
-        return model, dict(model.score(traj))
-    train = _train_part(traj, horizon)
-    model = fit(train, family=family, **fit_options)
-    return model, dict(model.score(traj, horizon=horizon))
-
-
-def _train_part(traj: Trajectory, horizon: int) -> Trajectory:
-    """All but the last ``horizon`` time points (the held-out forecast window)."""
-    if not isinstance(horizon, (int, np.integer)) or isinstance(horizon, bool) or horizon < 1:
-        raise ValueError(f"horizon must be a positive number of time points, got {horizon!r}")
-    if horizon > traj.n_times - 3:
+def split_horizon(traj: Trajectory, horizon: float) -> Trajectory:
+    """The part of ``traj`` before its last ``horizon`` time units (``t <= t_end - horizon``),
+    the same split as ``model.score(traj, horizon=horizon)``."""
+    if isinstance(horizon, bool) or not (np.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"horizon must be a positive number of time units, got {horizon!r}")
+    n_in = int(np.searchsorted(traj.t, traj.t[-1] - horizon, side="right"))
+    if n_in < 3 or n_in >= traj.n_times:
         raise ValueError(
-            f"horizon {horizon} leaves {traj.n_times - horizon} points to fit on; "
-            f"the trajectory has {traj.n_times} time points"
+            f"horizon {horizon:g} leaves {n_in} points to fit on and {traj.n_times - n_in} "
+            f"held out (the data spans [{traj.t[0]:g}, {traj.t[-1]:g}]); need at least 3 and 1"
         )
-    return traj.window(traj.t[0], traj.t[-horizon - 1])
+    return traj.window(None, traj.t[n_in - 1])
+
+
+def _score_kw(horizon: float | None, forecast: Trajectory | None) -> dict[str, Any]:
+    if horizon is not None and forecast is not None:
+        raise ValueError("give horizon= or forecast=, not both")
+    if horizon is not None:
+        return {"horizon": horizon}
+    if forecast is not None:
+        if not isinstance(forecast, Trajectory):
+            raise ValueError("forecast must be a dynafit.Trajectory continuing the data")
+        return {"forecast": forecast}
+    return {}
 
 
 def _not_applicable(traj: Trajectory, family: Any) -> str | None:
@@ -198,12 +205,79 @@ def _not_applicable(traj: Trajectory, family: Any) -> str | None:
     return None
 
 
+def _pooled_score(model: Any, traj: Trajectory, score_kw: Mapping[str, Any]) -> dict[str, Any]:
+    """``model.score`` on one run; on a batch, one score for the pooled fit.
+
+    The core scores each run of a batch (one vmapped rollout); pooled, the R^2 and skill
+    keys are their mean over runs, ``rmse`` the RMSE over all runs, ``diverged`` any
+    run's, and AIC/BIC come from the derivative residuals of all runs together
+    (n = runs x rows x m), as for the pooled regression itself.
+    """
+    scores = dict(model.score(traj, **score_kw))
+    if not traj.is_batch:
+        return scores
+    out: dict[str, Any] = {}
+    for key, value in scores.items():
+        v = np.asarray(value)
+        if key in ("diverged", "forecast_diverged"):
+            out[key] = bool(v.any())
+        elif key in ("rmse", "forecast_rmse"):
+            out[key] = float(np.sqrt(np.mean(v.astype(float) ** 2)))
+        elif key == "n_terms":
+            out[key] = int(v.max())
+        elif key in ("aic", "bic"):
+            continue
+        else:
+            out[key] = float(np.mean(v.astype(float)))
+    out["aic"], out["bic"] = _pooled_information(model, traj)
+    if out.get("diverged"):
+        out["aic"] = out["bic"] = math.inf
+    return out
+
+
+def _pooled_information(model: Any, traj: Trajectory) -> tuple[float, float]:
+    """AIC and BIC of the derivative residuals of every run together, with the fit's own
+    derivative estimate (as ``dynafit._score`` computes them per run)."""
+    import jax.numpy as jnp
+
+    from ._derivatives import differentiate
+    from ._fit import information_criteria
+
+    method = model.options.get("derivative", "centered")
+    order = int(model.options.get("order", 2))
+    x = np.asarray(traj.x, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        dxdt = differentiate(x, traj.t, method, order=order, window=model.options.get("window"))
+        f = np.asarray(model.rhs(0.0, jnp.asarray(x)), dtype=np.float64)
+    rows = slice(0, traj.n_times - 1) if method == "forward" else slice(None)
+    resid = dxdt[:, rows] - f[:, rows]
+    if not np.all(np.isfinite(resid)):
+        return math.inf, math.inf
+    return information_criteria(resid, model.n_terms)
+
+
 def _refine_available() -> Callable[..., Any] | None:
-    try:
-        from ._refine import refine
-    except ImportError:
-        return None
-    return refine
+    import dynafit
+
+    return getattr(dynafit, "refine", None)
+
+
+def _family_list(families: Sequence[Any] | str, what: str) -> tuple[list[Any], list[str]]:
+    if isinstance(families, str):
+        families = [f.strip() for f in families.split(",") if f.strip()]
+    families = list(families)
+    if not families:
+        raise ValueError(f"{what} needs at least one family")
+    names = [family_name(f) for f in families]
+    if len(set(names)) != len(names):
+        raise ValueError(f"families given twice: {names}")
+    return families, names
+
+
+def _library_size(family: Any, m: int) -> int:
+    from .families import get_family
+
+    return int(get_family(family).library_size(m))
 
 
 def compare(
@@ -212,32 +286,45 @@ def compare(
     *,
     by: str = "bic",
     refine: bool = False,
-    horizon: int | None = None,
+    horizon: float | None = None,
+    forecast: Trajectory | None = None,
     tolerance: float | None = None,
     refine_options: Mapping[str, Any] | None = None,
     **fit_options: Any,
 ) -> pd.DataFrame:
     """Fit every family on the same data and return a leaderboard, best first.
 
-    One row per family and variant (``"sindy"``; ``"refined"`` with ``refine=True``), with
-    columns ``rank, family, variant, status, n_library`` (candidate terms per equation),
-    the scores of ``model.score`` (``deriv_r2, rollout_r2, rmse, n_terms, aic, bic,
-    diverged`` and, with ``horizon`` time points held out, ``forecast_r2,
-    forecast_skill``), ``equations`` (text) and ``model`` (the Model itself).
-    A family that cannot apply to the data (for example ``lotka_volterra`` on
-    non-positive values) gets the status ``"not applicable: <why>"`` and ranks last; any
-    other error propagates. ``fit_options`` go to ``dynafit.fit`` unchanged.
+    ``families``: names or ``AbstractFamily`` instances (or one comma-separated string).
+    One row per family and variant (``"sindy"``; ``"refined"`` too with ``refine=True``,
+    from ``dynafit.refine``) with the columns ``rank, family, variant, status,
+    n_library`` (candidate terms per equation), the scores of ``model.score``
+    (``deriv_r2, onestep_r2, rollout_r2, rmse, n_terms, aic, bic, diverged``), then
+    ``equations`` (text) and ``model`` (the Model, None when not applicable).
+
+    Forecasts: with ``horizon`` (time units) the models are fitted on the data before
+    the last ``horizon`` units and scored on it, then forecast over the held-out end;
+    with ``forecast`` (a Trajectory continuing ``traj``) they are fitted on all of
+    ``traj`` and forecast over it. Either adds ``forecast_r2, forecast_rmse,
+    forecast_skill, forecast_diverged``.
+
+    Ranking (``rank``): best first by ``by``; for "aic"/"bic" rows within ``tolerance``
+    (10) of the best are equally good and the smaller library, then fewer terms, wins;
+    diverged rows rank after finite ones. A family that cannot apply to the data (for
+    example lotka_volterra on non-positive values) is a row with status
+    ``"not applicable: <why>"``, ranked last; every other error propagates.
+    ``fit_options`` go to ``dynafit.fit`` unchanged.
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"compare needs a dynafit.Trajectory, got {type(traj).__name__}")
-    if isinstance(families, str):
-        families = [f.strip() for f in families.split(",") if f.strip()]
-    families = list(families)
-    if not families:
-        raise ValueError("compare needs at least one family")
-    names = [family_name(f) for f in families]
-    if len(set(names)) != len(names):
-        raise ValueError(f"families given twice: {names}")
+    families, names = _family_list(families, "compare")
+    score_kw = _score_kw(horizon, forecast)
+    if by not in (*SCORE_COLUMNS, "onestep_r2", *FORECAST_COLUMNS, "forecast_rmse"):
+        raise ValueError(
+            f"cannot rank by {by!r}; choose one of "
+            f"{[*SCORE_COLUMNS, 'onestep_r2', *FORECAST_COLUMNS, 'forecast_rmse']}"
+        )
+    if by.startswith("forecast") and not score_kw:
+        raise ValueError(f"ranking by {by!r} needs horizon= or forecast=")
     refine_fn = None
     if refine:
         refine_fn = _refine_available()
@@ -245,18 +332,21 @@ def compare(
             raise ValueError(
                 "refine=True needs dynafit.refine, which this installation does not have yet"
             )
-    if horizon is not None:
-        _train_part(traj, horizon)  # validate before any fitting
+    train = split_horizon(traj, horizon) if horizon is not None else traj
+    from ._fit import fit
+
     rows: list[dict[str, Any]] = []
     for family, name in zip(families, names):
         why = _not_applicable(traj, family)
         if why is not None:
-            rows.append(_unavailable_row(name, "sindy", f"not applicable: {why}"))
+            row = _unavailable_row(name, "sindy", f"not applicable: {why}")
+            row["n_library"] = _library_size(family, traj.n_vars)
+            rows.append(row)
             continue
-        model, scores = _fit_and_score(traj, family, horizon, fit_options)
-        rows.append(_model_row(name, "sindy", model, scores))
+        model = fit(train, family=family, **fit_options)
+        rows.append(_model_row(name, "sindy", model, _pooled_score(model, traj, score_kw)))
         if refine_fn is not None:
-            rows.append(_refined_row(refine_fn, traj, name, model, horizon, refine_options))
+            rows.append(_refined_row(refine_fn, train, traj, name, model, score_kw, refine_options))
     board = pd.DataFrame(rows)
     board = rank(_columns(board), by, tolerance=tolerance)
     board.attrs["by"] = by
@@ -265,102 +355,92 @@ def compare(
 
 def _refined_row(
     refine_fn: Callable[..., Any],
+    train: Trajectory,
     traj: Trajectory,
     name: str,
     model: Any,
-    horizon: int | None,
+    score_kw: Mapping[str, Any],
     options: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    data = traj if horizon is None else _train_part(traj, horizon)
     try:
-        refined = refine_fn(model, data, **dict(options or {}))
+        refined = refine_fn(model, train, **dict(options or {}))
     except ValueError as err:  # e.g. refining a diverged model: a result, not a crash
-        return _unavailable_row(name, "refined", f"not refined: {err}")
-    scores = refined.score(traj) if horizon is None else refined.score(traj, horizon=horizon)
-    return _model_row(name, "refined", refined, scores)
+        row = _unavailable_row(name, "refined", f"not refined: {err}")
+        row["n_library"] = library_size(model)
+        return row
+    return _model_row(name, "refined", refined, _pooled_score(refined, traj, score_kw))
 
 
 # --------------------------------------------------------------------------- fit_many
-class _InProcess:
-    """The plain default executor: a Python loop in this process."""
-
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        return [fn(item) for item in items]
-
-
 def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     if executor is None:
-        return _InProcess().map(fn, items)
+        return [fn(item) for item in items]
     if callable(getattr(executor, "map", None)):
         return list(executor.map(fn, items))
     raise ValueError(f"executor must have a .map(fn, items) method, got {type(executor).__name__}")
 
 
 def _run_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat scalar columns from a run's meta (config and seed); nested values as JSON text."""
-    import json
-
+    """Flat scalar columns from a run's meta: its config's keys and the run's own scalars
+    (seed, ...); other nested dicts as ``key.subkey``; lists are left out."""
     out: dict[str, Any] = {}
     for key, value in meta.items():
-        if key in ("survivors", "final_survivors"):
-            continue
         if isinstance(value, Mapping):
             for k2, v2 in value.items():
                 if isinstance(v2, (str, int, float, bool)) or v2 is None:
-                    out[f"{key}.{k2}" if key != "config" else str(k2)] = v2
+                    out[str(k2) if key == "config" else f"{key}.{k2}"] = v2
         elif isinstance(value, (str, int, float, bool)) or value is None:
             out[str(key)] = value
-        else:
-            out[str(key)] = json.dumps(value)
     return out
 
 
 def actual_survivors(meta: Mapping[str, Any], names: Sequence[str]) -> list[str] | None:
-    """The survivors recorded in a run's meta (names or indices), or None if absent."""
-    for key in ("survivors", "final_survivors"):
-        if key in meta and meta[key] is not None:
-            value = meta[key]
-            if isinstance(value, Mapping):  # {"names": [...]} or {name: bool}
-                value = value.get("names", [k for k, v in value.items() if v is True])
-            return [names[v] if isinstance(v, int) else str(v) for v in value]
-    return None
+    """The survivors recorded in a run's meta (``"survivors"``: names or indices), or None."""
+    value = meta.get("survivors")
+    if value is None or not isinstance(value, (list, tuple)):
+        return None
+    return [names[v] if isinstance(v, int) else str(v) for v in value]
 
 
-def _survivor_columns(
-    model: Any, run: Trajectory, actual: list[str] | None, horizon_t: float | None
-) -> dict[str, Any]:
+def _survival_horizon(run: Trajectory, given: float | None) -> float | None:
+    """How far to integrate for the predicted survivors: ``given``, else to the end of
+    training (the run's config ``steps``), measured from the window's first time."""
+    if given is not None:
+        return float(given)
+    steps = (
+        run.meta.get("config", {}).get("steps")
+        if isinstance(run.meta.get("config"), dict)
+        else None
+    )
+    if steps is None:
+        return None
+    return float(steps) - float(run.t[0])
+
+
+def _survivor_columns(model: Any, run: Trajectory, horizon: float | None) -> dict[str, Any]:
+    actual = actual_survivors(run.meta, run.names)
     if actual is None:
         return {}
     out: dict[str, Any] = {"survivors_actual": ",".join(actual)}
-    try:
-        from ._survival import survivors
-    except ImportError:
-        try:
-            import dynafit
+    import dynafit
 
-            survivors = dynafit.survivors  # type: ignore[attr-defined]
-        except AttributeError:
-            return out
-    horizon = horizon_t if horizon_t is not None else float(run.meta.get("steps", run.t[-1]))
+    survivors = getattr(dynafit, "survivors", None)
+    if survivors is None or horizon is None or horizon <= 0:
+        return out
     try:
-        kwargs = {}
-        if "s0" in run.aux:
-            kwargs["s0"] = float(run.aux["s0"][0])
-        predicted = list(survivors(model, run.x[0], horizon, **kwargs))
-    except TypeError:
-        predicted = list(survivors(model, run.x[0], horizon))
+        predicted = [str(p) for p in survivors(model, run.x[0], horizon)]
     except ValueError as err:
         out["survivors_predicted"] = f"error: {err}"
         return out
     pred, act = set(predicted), set(actual)
-    out["survivors_predicted"] = ",".join(str(p) for p in predicted)
+    out["survivors_predicted"] = ",".join(predicted)
     out["survivor_precision"] = len(pred & act) / len(pred) if pred else math.nan
     out["survivor_recall"] = len(pred & act) / len(act) if act else math.nan
     return out
 
 
 def _fit_one_run(job: tuple[int, Trajectory, list[Any], dict[str, Any]]) -> list[dict]:
-    """All families on one run: fitted models (scored later, batched) or refusals."""
+    """Worker: every family on one run; fitted models (scored later, batched) or refusals."""
     i, run, families, options = job
     from ._fit import fit
 
@@ -369,7 +449,9 @@ def _fit_one_run(job: tuple[int, Trajectory, list[Any], dict[str, Any]]) -> list
         name = family_name(family)
         why = _not_applicable(run, family)
         if why is not None:
-            rows.append({"run": i, **_unavailable_row(name, "sindy", f"not applicable: {why}")})
+            row = _unavailable_row(name, "sindy", f"not applicable: {why}")
+            row["n_library"] = _library_size(family, run.n_vars)
+            rows.append({"run": i, **row})
         else:
             model = fit(run, family=family, **options)
             rows.append({"run": i, "family": name, "variant": "sindy", "model": model})
@@ -381,90 +463,84 @@ def fit_many(
     families: Sequence[Any] | str = DEFAULT_FAMILIES,
     *,
     executor: Any = None,
-    horizon: int | None = None,
+    horizon: float | None = None,
+    forecast: Trajectory | None = None,
     survival_horizon: float | None = None,
     **fit_options: Any,
 ) -> pd.DataFrame:
     """Fit every family on each run of a batch separately; one long table.
 
-    Columns: ``run``, the run's config and seed from its meta, ``family``, ``variant``,
-    ``status``, ``n_library``, the scores, ``equations`` and ``model``; and, where a
-    run's meta records the survivors, ``survivors_actual``, ``survivors_predicted``
-    (from ``dynafit.survivors`` when available), ``survivor_precision`` and
-    ``survivor_recall``. Rows are ordered by run, then family as given (not ranked).
+    ``traj``: a batch (or one run, or a list of runs sharing ``t`` and names). Columns:
+    ``run`` (0..R-1), the run's config and seed from its meta (one column per scalar),
+    ``family, variant, status, n_library``, the scores (as in :func:`compare`),
+    ``equations`` and ``model``; where a run's meta records ``survivors`` (the trainer's
+    runs do): ``survivors_actual`` and, when ``dynafit.survivors`` exists,
+    ``survivors_predicted``, ``survivor_precision`` and ``survivor_recall`` (integrated
+    ``survival_horizon`` time units from the window's first state; default: to the end
+    of training, the config's ``steps``). Rows are in run order, then family order.
 
-    The regressions run through ``executor.map`` (an object with ``map(fn, items)``, for
-    example from ``dynafit._executors``; None: a loop in this process). Scoring goes
-    through the core's batch scoring: one vmapped rollout per family over the runs.
+    The sparse regressions run through ``executor.map(fn, items)`` (for example
+    ``dynafit._executors.make_executor("ray")``; None: a loop in this process). The
+    scoring is batched: one vmapped rollout per family over all runs
+    (``dynafit._score.score_many``). ``horizon``/``forecast`` as in :func:`compare`
+    (``forecast`` a batch with one continuation per run).
     """
     if isinstance(traj, Trajectory):
-        runs = list(traj.runs())
+        batch = traj if traj.is_batch else Trajectory.stack([traj])
     else:
-        runs = [r for tr in traj for r in tr.runs()]
-    if not runs:
-        raise ValueError("fit_many needs at least one run")
-    if isinstance(families, str):
-        families = [f.strip() for f in families.split(",") if f.strip()]
-    families = list(families)
-    if not families:
-        raise ValueError("fit_many needs at least one family")
-    fit_runs = runs
-    if horizon is not None:
-        fit_runs = [_train_part(r, horizon) for r in runs]
+        batch = Trajectory.stack(list(traj))
+    families, _ = _family_list(families, "fit_many")
+    score_kw = _score_kw(horizon, forecast)
+    if forecast is not None:
+        forecast = forecast if forecast.is_batch else Trajectory.stack([forecast])
+        if forecast.n_runs != batch.n_runs:
+            raise ValueError(f"forecast has {forecast.n_runs} runs for {batch.n_runs} runs")
+    runs = list(batch.runs())
+    fit_runs = runs if horizon is None else [split_horizon(r, horizon) for r in runs]
     jobs = [(i, r, families, dict(fit_options)) for i, r in enumerate(fit_runs)]
-    for family in families:
-        family_name(family)  # unknown names fail before any work is sent out
     fitted = [row for rows in _map(executor, _fit_one_run, jobs) for row in rows]
-    scores = _score_batched(fitted, runs, horizon)
+    scores = _score_batched(fitted, batch, score_kw)
     rows = []
     for row, sc in zip(fitted, scores):
         run = runs[row["run"]]
+        out: dict[str, Any] = {"run": row["run"], **_run_meta(run.meta)}
         if row.get("model") is None:
-            out = dict(row)
+            out.update({k: v for k, v in row.items() if k != "run"})
         else:
-            out = {"run": row["run"], **_model_row(row["family"], row["variant"], row["model"], sc)}
-            actual = actual_survivors(run.meta, run.names)
-            out.update(_survivor_columns(row["model"], run, actual, survival_horizon))
-        out.update({k: v for k, v in _run_meta(run.meta).items() if k not in out})
+            out.update(_model_row(row["family"], row["variant"], row["model"], sc))
+            out.update(
+                _survivor_columns(row["model"], run, _survival_horizon(run, survival_horizon))
+            )
         rows.append(out)
     table = pd.DataFrame(rows)
-    meta_cols = [c for c in table.columns if c not in rows[0] or c in _run_meta(runs[0].meta)]
-    first = ["run", *[c for c in meta_cols if c != "run"], "family", "variant", "status"]
-    first = [c for c in dict.fromkeys(first) if c in table.columns]
+    meta_cols = list(_run_meta(runs[0].meta))
+    first = [
+        c for c in dict.fromkeys(["run", *meta_cols, "family", "variant", "status"]) if c in table
+    ]
     rest = _columns(table[[c for c in table.columns if c not in first]])
     return pd.concat([table[first], rest], axis=1)
 
 
 def _score_batched(
-    fitted: list[dict[str, Any]], runs: list[Trajectory], horizon: int | None
+    fitted: list[dict[str, Any]], batch: Trajectory, score_kw: Mapping[str, Any]
 ) -> list[dict[str, Any] | None]:
-    """Scores for each fitted row; models of one family go through one batched call."""
+    """Scores per fitted row: the models of one family go through one ``score_many``
+    call, vmapped over their runs."""
+    from ._score import score_many
+
     out: list[dict[str, Any] | None] = [None] * len(fitted)
-    batch_score = _batch_scorer()
     groups: dict[str, list[int]] = {}
     for j, row in enumerate(fitted):
         if row.get("model") is not None:
             groups.setdefault(row["family"], []).append(j)
     for idx in groups.values():
-        models = [fitted[j]["model"] for j in idx]
-        data = [runs[fitted[j]["run"]] for j in idx]
-        if batch_score is not None:
-            kw = {} if horizon is None else {"horizon": horizon}
-            results = batch_score(models, data, **kw)
-        else:
-            results = [
-                m.score(d) if horizon is None else m.score(d, horizon=horizon)
-                for m, d in zip(models, data)
-            ]
-        for j, sc in zip(idx, results):
-            out[j] = dict(sc)
+        runs = [fitted[j]["run"] for j in idx]
+        sub = Trajectory(batch.t, batch.x[runs], batch.names)
+        kw = dict(score_kw)
+        if "forecast" in kw:
+            fc = kw["forecast"]
+            kw["forecast"] = Trajectory(fc.t, fc.x[runs], fc.names)
+        scores = score_many([fitted[j]["model"] for j in idx], sub, **kw)
+        for n, j in enumerate(idx):
+            out[j] = {k: np.asarray(v)[n] for k, v in scores.items()}
     return out
-
-
-def _batch_scorer() -> Callable[..., list[Mapping[str, Any]]] | None:
-    """The core's batched scoring (vmapped over models of one family), if it has one."""
-    try:
-        from . import _score
-    except ImportError:
-        return None
-    return getattr(_score, "score_many", None)

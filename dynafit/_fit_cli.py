@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="N",
-        help="forecast the N time units after the window and score it against "
-        "the data there (forecast_r2, forecast_skill)",
+        help="forecast the N time units after the window and score it against the data "
+        "there (forecast_r2, forecast_skill); without data after the window, its last N "
+        "time units are held out instead",
     )
     p.add_argument(
         "--backend",
@@ -181,10 +182,21 @@ def default_out(source: Path) -> Path:
 
 
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    from ._derivatives import check_method
+    from ._fit import OPTIMIZERS
+
     opts: dict[str, Any] = {}
     if args.derivative is not None:
+        try:
+            check_method(args.derivative)
+        except ValueError as err:
+            raise _UsageError(f"--derivative: {err}") from None
         opts["derivative"] = args.derivative
     if args.optimizer is not None:
+        if args.optimizer not in OPTIMIZERS:
+            raise _UsageError(
+                f"--optimizer: unknown optimizer {args.optimizer!r}; choose one of {list(OPTIMIZERS)}"
+            )
         opts["optimizer"] = args.optimizer
     if args.threshold is not None:
         opts["threshold"] = args.threshold
@@ -220,6 +232,11 @@ def _executor(args: argparse.Namespace) -> Any:
         return make(args.backend, **kwargs)
     except ImportError as err:
         raise _UsageError(str(err)) from None
+
+
+def _npz_files(folder: Path) -> list[Path]:
+    """The trajectory files of a folder, in the order ``load_runs`` reads them."""
+    return sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
 
 
 def _config(args: argparse.Namespace, source: Path) -> dict[str, Any]:
@@ -327,7 +344,18 @@ def _run(args: argparse.Namespace) -> int:
 
     check_out_dir(out, config, args.overwrite)  # refuse early, before any fitting
 
-    full = dynafit.load(source)
+    from ._trajectory import Trajectory, load_runs
+
+    files = load_runs(source)
+    try:
+        full = files[0] if len(files) == 1 else Trajectory.stack(files)
+    except ValueError as err:
+        raise ValueError(
+            f"{source}: its files cannot form one batch ({err}); fit them one by one"
+        ) from None
+    file_of_run = None
+    if source.is_dir():
+        file_of_run = [p.name for p, tr in zip(_npz_files(source), files) for _ in range(tr.n_runs)]
     if args.run is not None:
         if args.run >= full.n_runs:
             raise _UsageError(f"--run {args.run}: {source} holds {full.n_runs} run(s)")
@@ -335,29 +363,51 @@ def _run(args: argparse.Namespace) -> int:
     if args.vars:
         full = full.select([v.strip() for v in args.vars.split(",") if v.strip()])
     traj = full.window(t0, t1) if (t0 is not None or t1 is not None) else full
-    forecast = None
+    forecast, horizon, note = None, None, ""
     if args.horizon is not None:
-        end = traj.t[-1]
-        after = full.t[(full.t > end) & (full.t <= end + args.horizon)]
-        if after.size < 1:
-            raise _UsageError(
-                f"--horizon {args.horizon:g}: the data has no time points after the window's "
-                f"end {end:g} (it ends at {full.t[-1]:g})"
-            )
-        forecast = full.window(end, end + args.horizon)
+        end = float(traj.t[-1])
+        after = (full.t > end) & (full.t <= end + args.horizon)
+        if after.sum() >= 2:
+            # forecast past the window, scored against the data there
+            forecast = dynafit.Trajectory(full.t[after], full.x[..., after, :], full.names)
+            note = f"; forecast over ({end:g}, {full.t[after][-1]:g}]"
+        else:
+            # no data after the window: hold out its last N time units instead
+            horizon = args.horizon
+            note = f"; last {args.horizon:g} time units held out for the forecast"
 
     what = f"{traj.n_runs} runs x " if traj.is_batch else ""
     print(
         f"dynafit fit: {source}: {what}{traj.n_times} times in [{traj.t[0]:g}, {traj.t[-1]:g}], "
-        f"{traj.n_vars} variables; families {', '.join(families)}"
+        f"{traj.n_vars} variables; families {', '.join(families)}{note}"
     )
     start = time.perf_counter()
-    board = compare(traj, families, by=args.by, refine=args.refine, forecast=forecast, **options)
+    board = compare(
+        traj,
+        families,
+        by=args.by,
+        refine=args.refine,
+        horizon=horizon,
+        forecast=forecast,
+        **options,
+    )
     runs_table = None
     if traj.is_batch and not args.no_per_run:
-        runs_table = fit_many(
-            traj, families, executor=_executor(args), forecast=forecast, **options
-        )
+        executor = _executor(args)
+        try:
+            runs_table = fit_many(
+                traj,
+                families,
+                executor=executor,
+                horizon=horizon,
+                forecast=forecast,
+                **options,
+            )
+        finally:
+            if executor is not None:
+                executor.close()
+        if file_of_run is not None and args.run is None:
+            runs_table.insert(1, "file", [file_of_run[r] for r in runs_table["run"]])
     elapsed = time.perf_counter() - start
     print(
         f"\nleaderboard (by {args.by}{', pooled over runs' if traj.is_batch else ''}; "

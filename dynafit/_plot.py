@@ -56,6 +56,8 @@ def plot_rollouts(
     rollouts are drawn up to where they stop being finite.
     """
     data = traj.run(run) if traj.is_batch else traj
+    # every run's first state at once: the same shapes as batch scoring, so no new compile
+    x0 = traj.x[:, 0] if traj.is_batch else traj.x[0]
     models = _models_from(models)
     names = list(variables) if variables is not None else list(data.names[:max_variables])
     idx = [data.names.index(n) for n in names]
@@ -67,7 +69,8 @@ def plot_rollouts(
     for label, model in models.items():
         try:
             with np.errstate(all="ignore"):
-                rollouts[label] = np.asarray(model.simulate(data.t, data.x[0]), dtype=float)
+                xs = np.asarray(model.simulate(data.t, x0), dtype=float)
+                rollouts[label] = xs[run] if traj.is_batch else xs
         except Exception as err:  # a rollout that cannot run is shown as missing
             rollouts[label] = err
     lo, hi = data.x.min(axis=0), data.x.max(axis=0)

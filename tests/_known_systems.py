@@ -75,7 +75,7 @@ def linear_trajectory(m=10, noise=0.0, runs=4, seed=0, n_times=201, t_end=8.0):
     ), (A, b)
 
 
-def lv_trajectory(n=4, noise=0.0, runs=4, seed=0, n_times=201, t_end=12.0):
+def lv_trajectory(n=4, noise=0.0, runs=3, seed=0, n_times=201, t_end=12.0):
     """A batch of ``runs`` initial conditions of a competitive Lotka-Volterra system."""
     r, a, xstar = competitive_lv(n, seed)
     rng = np.random.default_rng(seed + 1)

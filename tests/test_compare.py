@@ -1,0 +1,208 @@
+"""compare and fit_many: the leaderboard rule, "not applicable" rows, and the acceptance
+of the core issue: on systems with known equations the right family wins with no tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _known_systems import linear_trajectory, lv_trajectory
+
+import dynafit
+from dynafit._compare import rank
+
+
+def _row(family, bic, n_library, n_terms, diverged=False, status="ok"):
+    return {
+        "family": family,
+        "variant": "sindy",
+        "status": status,
+        "n_library": n_library,
+        "n_terms": n_terms,
+        "bic": bic,
+        "aic": bic,
+        "rollout_r2": -np.inf if diverged else 0.9,
+        "diverged": diverged,
+    }
+
+
+def test_rank_within_tolerance_smaller_library_then_fewer_terms():
+    board = pd.DataFrame(
+        [
+            _row("polynomial", -1005.0, 66, 30),  # best BIC, but within 10 of linear's
+            _row("lotka_volterra", -998.0, 11, 40),
+            _row("linear", -996.0, 11, 35),
+            _row("other", -900.0, 11, 3),
+        ]
+    )
+    out = rank(board, "bic")
+    assert list(out["family"]) == ["linear", "lotka_volterra", "polynomial", "other"]
+    assert list(out["rank"]) == [1, 2, 3, 4]
+    # outside the tolerance the better BIC wins whatever its library
+    board.loc[0, "bic"] = -1100.0
+    assert rank(board, "bic")["family"].iloc[0] == "polynomial"
+    # the tolerance is a parameter (0: plain sort by BIC)
+    board.loc[0, "bic"] = -1005.0
+    assert list(rank(board, "bic", tolerance=0)["family"])[:3] == [
+        "polynomial",
+        "lotka_volterra",
+        "linear",
+    ]
+
+
+def test_rank_diverged_then_not_applicable_last():
+    board = pd.DataFrame(
+        [
+            _row("a", -5000.0, 11, 5, diverged=True),  # a diverged row never wins
+            _row("b", np.nan, 11, np.nan, status="not applicable: negative values"),
+            _row("c", np.inf, 66, 5, diverged=True),
+            _row("d", 100.0, 66, 50),
+        ]
+    )
+    out = rank(board, "bic")
+    assert list(out["family"]) == ["d", "a", "c", "b"]
+    # other criteria: R^2 descending, the same tiers
+    out = rank(board, "rollout_r2")
+    assert out["family"].iloc[0] == "d" and out["family"].iloc[-1] == "b"
+    with pytest.raises(ValueError, match="cannot rank by 'nope'"):
+        rank(board, "nope")
+
+
+def test_not_applicable_row_and_fit_alone_raises():
+    traj, _ = lv_trajectory()
+    shifted = dynafit.Trajectory(traj.t, traj.x - 0.5, traj.names)
+    with pytest.raises(ValueError, match="positive"):
+        dynafit.fit(shifted, family="lotka_volterra")
+    board = dynafit.compare(shifted, ("lotka_volterra", "linear"))
+    assert list(board["family"]) == ["linear", "lotka_volterra"]
+    last = board.iloc[-1]
+    assert last["status"].startswith("not applicable: ") and "positive" in last["status"]
+    assert last["model"] is None and board.iloc[0]["status"] == "ok"
+    for col in ("deriv_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged"):
+        assert col in board.columns
+    best = board.iloc[0]
+    assert isinstance(best["model"], dynafit.Model)
+    assert best["equations"].startswith("ds0/dt = ") and "; ds1/dt = " in best["equations"]
+
+
+def test_bad_arguments():
+    traj, _ = lv_trajectory()
+    with pytest.raises(ValueError, match="unknown family"):
+        dynafit.compare(traj, ("linear", "nonesuch"))
+    with pytest.raises(ValueError, match="twice"):
+        dynafit.compare(traj, ("linear", "linear"))
+    with pytest.raises(ValueError, match="at least one family"):
+        dynafit.compare(traj, ())
+    with pytest.raises(ValueError, match="unknown option"):
+        dynafit.compare(traj, ("linear",), bogus=1)
+    with pytest.raises(ValueError, match="Trajectory"):
+        dynafit.compare(np.zeros((10, 2)))
+
+
+# ------------------------------------------------------------------ acceptance
+@pytest.mark.parametrize("noise", [0.0, 0.01, 0.05])
+@pytest.mark.parametrize(
+    "system, truth",
+    [
+        (lambda noise: lv_trajectory(n=4, noise=noise), "lotka_volterra"),
+        (lambda noise: linear_trajectory(m=10, noise=noise), "linear"),
+    ],
+    ids=["lv4", "linear10"],
+)
+def test_right_family_wins(system, truth, noise):
+    """No tuning: every family applies (positive data), the generating family ranks first."""
+    traj, _ = system(noise)
+    board = dynafit.compare(traj)
+    assert set(board["family"]) == {"linear", "lotka_volterra", "polynomial"}
+    assert (board["status"] == "ok").all()
+    assert board["family"].iloc[0] == truth, board.drop(columns=["model"]).to_string()
+    best = board.iloc[0]
+    assert not best["diverged"] and best["rollout_r2"] > 0.5
+    # diverged rows never rank above finite ones
+    div = board["diverged"].to_numpy()
+    assert not np.any(div[:-1] & ~div[1:])
+
+
+def test_fit_many_table():
+    traj, _ = lv_trajectory(noise=0.01)
+    runs = [r for r in traj.runs()]
+    meta = [
+        {
+            "config": {"p": 9, "dim": 4, "steps": 12},
+            "seed": 10 + i,
+            "survivors": ["s0", "s2"],
+            "loss_spike": {"step": 3},
+        }
+        for i in range(3)
+    ]
+    batch = dynafit.Trajectory(traj.t, traj.x, traj.names, {"runs": meta})
+    shifted = dynafit.Trajectory(traj.t, traj.x - 0.2, traj.names, {"runs": meta})
+    table = dynafit.fit_many(batch, ("linear", "lotka_volterra"))
+    assert len(table) == 6 and list(table["run"]) == [0, 0, 1, 1, 2, 2]
+    assert list(table.columns[:6]) == ["run", "p", "dim", "steps", "seed", "loss_spike.step"]
+    assert list(table["family"]) == ["linear", "lotka_volterra"] * 3
+    assert list(table["seed"]) == [10, 10, 11, 11, 12, 12]
+    for col in (
+        "deriv_r2",
+        "rollout_r2",
+        "rmse",
+        "n_terms",
+        "aic",
+        "bic",
+        "diverged",
+        "equations",
+        "model",
+        "survivors_actual",
+    ):
+        assert col in table.columns, col
+    assert (table["survivors_actual"] == "s0,s2").all()
+    # per-run scores equal scoring each run's model alone (batched = one by one)
+    row = table.iloc[3]
+    alone = row["model"].score(runs[1])
+    assert row["rollout_r2"] == pytest.approx(alone["rollout_r2"], rel=1e-6, abs=1e-9)
+    assert row["bic"] == pytest.approx(alone["bic"], rel=1e-9)
+    # a family that cannot apply to a run is a row, not an error
+    table = dynafit.fit_many(shifted, ("lotka_volterra", "linear"))
+    assert table["status"].str.startswith("not applicable").sum() >= 1
+    assert (table.loc[table["family"] == "linear", "status"] == "ok").all()
+
+
+def test_fit_many_executor_and_forecast():
+    traj, _ = lv_trajectory()
+
+    class Recorder:
+        calls = 0
+
+        def map(self, fn, items):
+            Recorder.calls += 1
+            return [fn(i) for i in items]
+
+    table = dynafit.fit_many(traj, "lotka_volterra", executor=Recorder(), horizon=2.0)
+    assert Recorder.calls == 1 and len(table) == 3
+    assert {"forecast_r2", "forecast_skill", "forecast_rmse"} <= set(table.columns)
+    # near equilibrium R^2 means little; the error is what matters on clean data
+    assert (table["forecast_rmse"] < 1e-2).all() and not table["forecast_diverged"].any()
+    with pytest.raises(ValueError, match="map"):
+        dynafit.fit_many(traj, "linear", executor=object())
+
+
+def test_compare_forecast_and_by():
+    traj, _ = lv_trajectory()
+    board = dynafit.compare(traj, ("lotka_volterra", "linear"), horizon=2.0, by="forecast_r2")
+    assert board["family"].iloc[0] == "lotka_volterra"
+    assert board.attrs["by"] == "forecast_r2"
+    assert board["forecast_rmse"].iloc[0] < 1e-2
+    with pytest.raises(ValueError, match="needs horizon"):
+        dynafit.compare(traj, ("linear",), by="forecast_r2")
+    with pytest.raises(ValueError, match="horizon"):
+        dynafit.compare(traj, ("linear",), horizon=100.0)
+
+
+def test_refine_hook():
+    traj, _ = lv_trajectory()
+    if not hasattr(dynafit, "refine"):
+        with pytest.raises(ValueError, match="dynafit.refine"):
+            dynafit.compare(traj, ("lotka_volterra",), refine=True)
+        return
+    board = dynafit.compare(traj, ("lotka_volterra",), refine=True)
+    assert set(board["variant"]) == {"sindy", "refined"}
