@@ -179,11 +179,17 @@ def rollout(
     ts = jnp.asarray(t, dtype=dtype)
     xi_j = jnp.asarray(xi, dtype=dtype)
     x0_j = jnp.asarray(x0, dtype=dtype)
-    ys, ok, maxed = field.solver(solver, rtol, atol, max_steps, blowup)(xi_j, x0_j, ts)
+    # in single precision, tolerances near float32's resolution make the step-size
+    # controller thrash (and Kvaerno5's Newton iterations fail): floor them
+    single = dtype != jnp.float64
+    explicit_tol = (max(rtol, 1e-5), atol) if single else (rtol, atol)
+    stiff_tol = (max(rtol, 1e-5), max(atol, 1e-6)) if single else (rtol, atol)
+    tol = stiff_tol if solver == "kvaerno5" else explicit_tol
+    ys, ok, maxed = field.solver(solver, *tol, max_steps, blowup)(xi_j, x0_j, ts)
     ys, ok, maxed = np.array(ys), np.array(ok), np.array(maxed)
     if solver == "tsit5" and maxed.any():
         idx = np.flatnonzero(maxed)
-        ys2, ok2, _ = field.solver("kvaerno5", rtol, atol, max_steps, blowup)(
+        ys2, ok2, _ = field.solver("kvaerno5", *stiff_tol, max_steps, blowup)(
             xi_j[idx], x0_j[idx], ts
         )
         ys[idx], ok[idx] = np.array(ys2), np.array(ok2)
@@ -337,7 +343,9 @@ class Model:
 
         Returns numpy ``(len(t), m)`` or ``(B, len(t), m)``; rows after a failed or
         blown-up integration are inf (never an exception). Tsit5 by default; "kvaerno5"
-        for stiff models (Tsit5 runs out of steps -> Kvaerno5 is tried once).
+        for stiff models (Tsit5 runs out of steps -> Kvaerno5 is tried once). In float32
+        (JAX's default) rtol is floored at 1e-5 (and Kvaerno5's atol at 1e-6); enable
+        ``jax_enable_x64`` for tighter integration.
         """
         t = _check_times(t)
         x0 = np.asarray(x0, dtype=np.float64)
