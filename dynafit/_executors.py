@@ -33,6 +33,7 @@ __all__ = [
     "RayExecutor",
     "make_executor",
     "one_thread_env",
+    "require_ray",
 ]
 
 #: Environment that gives a CPU worker one XLA intra-op thread. ``NPROC`` is what
@@ -279,12 +280,27 @@ def _temporary_env(env: Mapping[str, str] | None) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- ray
-def _import_ray() -> Any:
+def require_ray(address: str | None = None) -> Any:
+    """Import Ray, or raise an ``ImportError`` that says how to install it.
+
+    Without an address (and without ``RAY_ADDRESS``) a local cluster will be started:
+    then ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set first (unless set already),
+    which makes Ray 2.x bind every port of that cluster to 127.0.0.1. Ray reads it
+    once, when first imported.
+    """
+    if _is_local(address):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
         raise ImportError(RAY_MISSING) from None
     return ray
+
+
+def _is_local(address: str | None) -> bool:
+    if address is None:
+        address = os.environ.get("RAY_ADDRESS") or None
+    return address in (None, "local")
 
 
 class RayExecutor(AbstractExecutor):
@@ -307,15 +323,11 @@ class RayExecutor(AbstractExecutor):
         workers: int | None = None,
         max_retries: int = 3,
     ):
+        ray = require_ray(address)
         if address is None:
             address = os.environ.get("RAY_ADDRESS") or None
         if address == "local":
             address = None
-        if address is None:
-            # Must be set before ray is first imported for a local cluster to bind
-            # every port to the loopback address (Ray 2.x reads it at import).
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        ray = _import_ray()
         self._ray = ray
         self._max_retries = int(max_retries)
         self._started = False

@@ -452,5 +452,25 @@ def test_shipped_specs_are_valid(path):
     for spec in specs.values():
         assert sw.expand(spec, spec.block_size or 8)
     if path.name.startswith("reproduce_"):
-        assert set(specs) == {"default", "dims", "scaling"}
+        assert {"dims", "scaling"} <= set(specs)
+        assert 128 in specs["dims"].grid["dim"]
         assert specs["scaling"].fixed["scale_freqs"] == (25,)
+
+
+# ------------------------------------------------------------------ folder fits
+def test_fit_folder_one_row_per_run_and_family_in_folder_order(tmp_path, inproc):
+    from dynafit._sweepfit import fit_folder, run_files
+
+    out = tmp_path / "out"
+    sw.run_sweep(tiny_spec(tmp_path), out, backend=inproc, progress=False)
+    names = [e["name"] for e in load_json(out / "manifest.json")["blocks"]]
+    assert [p.stem for p in run_files(out)] == names
+    table = fit_folder(out, ["linear"], backend=inproc)
+    assert list(table["run"]) == [0, 1, 2, 3]
+    assert list(table["seed"]) == [0, 1, 2, 3]
+    assert list(table["file"]) == [f"{n}.npz" for n in names for _ in range(2)]
+    assert list(table["run_in_file"]) == [0, 1, 0, 1]
+    assert {"dim", "family", "deriv_r2", "rollout_r2", "survivors_actual"} <= set(table.columns)
+    assert "model" not in table.columns
+    with pytest.raises(ValueError, match="no such file or folder"):
+        run_files(tmp_path / "nope")

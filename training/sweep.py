@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import dynafit
-from dynafit._executors import RAY_MISSING, AbstractExecutor, make_executor
+from dynafit._executors import AbstractExecutor, make_executor, require_ray
 from dynafit._io import load_json, save_json
 
 from .config import TrainConfig, parse_seeds
@@ -462,12 +462,13 @@ def _prepare(
     return _Prepared(spec, out, manifest, overwrite)
 
 
-def _check_backend(backend: Any) -> None:
+def _check_backend(backend: Any, address: str | None) -> None:
+    """Ray must be importable for --backend ray (checked before anything starts)."""
     if backend == "ray":
         try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ValueError(RAY_MISSING) from None
+            require_ray(address)
+        except ImportError as err:
+            raise ValueError(str(err)) from None
 
 
 def run_sweep(
@@ -487,7 +488,7 @@ def run_sweep(
     it is marked ``failed`` in the manifest (rerun to retry).
     """
     prepared = _prepare(spec, out, overwrite)
-    _check_backend(backend)
+    _check_backend(backend, address)
     with _executor(backend, address, workers) as executor:
         return _run_prepared(prepared, executor, progress)
 
@@ -518,7 +519,7 @@ def run_experiments(
     prepared = {
         name: _prepare(spec, out / name if name else out, overwrite) for name, spec in specs.items()
     }
-    _check_backend(backend)
+    _check_backend(backend, address)
     with _executor(backend, address, workers) as executor:
         return {name: _run_prepared(p, executor, progress) for name, p in prepared.items()}
 
