@@ -169,7 +169,7 @@ def fit(
         sweep["criterion"] = sweep[criterion]
         pick = int(np.argmin(sweep[criterion].to_numpy()))
     sweep["selected"] = np.arange(len(sweep)) == pick
-    thr = float(sweep["threshold"].iloc[pick])
+    thr = _plateau_middle(sweep, pick)
     xi = data.regress(data.all, thr, optimizer, opts)
     return Model(fam, traj.names, xi, {**record, "threshold": thr}, sweep)
 
@@ -202,6 +202,26 @@ def select(
     ok = np.flatnonzero(finite & (err <= err[best] + tol))
     order = np.lexsort((err[ok], counts[ok]))
     return int(ok[order[0]]), tol
+
+
+def _plateau_middle(sweep: pd.DataFrame, pick: int) -> float:
+    """The geometric middle of the run of thresholds around ``pick`` with its number of terms.
+
+    Refitting on all the data at the plateau's edge can admit a term the held-out fits
+    dropped; its middle is the most stable threshold for that support.
+    """
+    thr = sweep["threshold"].to_numpy()
+    counts = sweep["n_terms"].to_numpy()
+    lo = hi = pick
+    while lo > 0 and counts[lo - 1] == counts[pick]:
+        lo -= 1
+    while hi < len(thr) - 1 and counts[hi + 1] == counts[pick]:
+        hi += 1
+    if thr[lo] <= 0:
+        lo = min(lo + 1, hi)
+    if thr[lo] <= 0:
+        return float(thr[pick])
+    return float(np.sqrt(thr[lo] * thr[hi]))
 
 
 def _grid(data: _Data, optimizer: str, opts: dict[str, Any]) -> np.ndarray:
