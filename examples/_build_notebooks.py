@@ -192,11 +192,11 @@ NB2 = [
         if SCALE == "full":
             os.environ.setdefault("JAX_ENABLE_X64", "1")
             SETTINGS = dict(seeds="0-15", steps=30000, dtype="float64", circles=None,
-                            fit_end=1000, forecast_end=2000)
+                            fit_end=1000, forecast_end=2000, refine=dict(steps=300))
         else:
             # 8 circles keep the quadratic library (45 terms per equation) quick on a CPU
             SETTINGS = dict(seeds="0-1", steps=1500, dtype="float32", circles=8,
-                            fit_end=1000, forecast_end=1500)
+                            fit_end=1000, forecast_end=1500, refine=dict(steps=40, time_limit=20))
         FAMILIES = ("linear", "lotka_volterra", "polynomial")
         SETTINGS
         """
@@ -234,7 +234,8 @@ NB2 = [
     code(
         """
         refine = hasattr(dynafit, "refine")
-        board = dynafit.compare(data, families=FAMILIES, horizon=horizon, refine=refine)
+        board = dynafit.compare(data, families=FAMILIES, horizon=horizon, refine=refine,
+                                refine_options=SETTINGS["refine"] if refine else None)
         cols = [c for c in ("family", "variant", "status", "n_terms", "deriv_r2", "rollout_r2",
                             "forecast_r2", "forecast_skill", "bic", "diverged") if c in board]
         board[cols]
@@ -571,6 +572,14 @@ NB4 = [
         summary.round(3)
         """
     ),
+    md(
+        """
+        Read the intervals with care: resampling runs measures how much the fit varies
+        with the data, not how biased it is. Noise in the states biases the estimated
+        derivatives, so at high noise an interval can miss the true value while the
+        support (which terms are in) is still recovered with inclusion 1 or 0.
+        """
+    ),
     code(
         """
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
@@ -597,11 +606,21 @@ NB4 = [
         plt.show()
         """
     ),
+    md(
+        """
+        The model also says where it settles: its equilibria and their stability
+        (`model.fixed_points()`), against the true interior equilibrium.
+        """
+    ),
     code(
         """
-        for fp in lv.fixed_points():
-            print(fp)
-        print("true interior equilibrium:", np.linalg.solve(a, -r))
+        points = pd.DataFrame([
+            {**{n: v for n, v in zip(NAMES, fp["x"])}, "stable": fp["stable"],
+             "max Re(eigenvalue)": float(np.max(np.real(fp["eigenvalues"])))}
+            for fp in lv.fixed_points()
+        ])
+        print("true interior equilibrium:", np.round(np.linalg.solve(a, -r), 4))
+        points.round(4)
         """
     ),
 ]

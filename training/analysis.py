@@ -40,7 +40,9 @@ from dynafit import Trajectory
 
 __all__ = [
     "circle_table",
+    "euler_r2",
     "fittest_auc",
+    "fittest_dynafit",
     "intervention_table",
     "linear_r2",
     "load_experiment",
@@ -230,6 +232,16 @@ def fittest_auc(traj_or_table: Trajectory | pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def fittest_dynafit(traj: Trajectory) -> dict[str, Any] | None:
+    """``dynafit.fittest`` on the same runs, when this installation exports it (else None):
+    the library's own AUCs, to check :func:`fittest_auc` against."""
+    fittest = getattr(dynafit, "fittest", None)
+    if fittest is None:
+        return None
+    result = fittest(traj)
+    return {k: v for k, v in result.items() if k != "table"}
+
+
 def intervention_table(traj_or_table: Trajectory | pd.DataFrame) -> pd.DataFrame:
     """Survival of the intervened circle(s) against the scale factor of their initial signal.
 
@@ -255,7 +267,12 @@ def intervention_table(traj_or_table: Trajectory | pd.DataFrame) -> pd.DataFrame
 
 
 def linear_r2(
-    traj: Trajectory, window: float = 1000.0, *, dynafit_fit: bool = True
+    traj: Trajectory,
+    window: float = 1000.0,
+    *,
+    dynafit_fit: bool = True,
+    executor: Any = None,
+    n_thresholds: int = 12,
 ) -> pd.DataFrame:
     """The linear ODE's one-step R^2 on the first ``window`` steps of every run.
 
@@ -265,10 +282,17 @@ def linear_r2(
       scikit-learn ``Lasso(alpha=0.01)`` of x[t+1] - x[t] on x[t], its R^2;
     - ``lstsq_r2``: the same with plain least squares (the reference's "Linear
       Regression" line);
-    - with ``dynafit_fit``: ``dynafit_onestep_r2`` and ``dynafit_rollout_r2`` (the
-      linear family fitted by ``dynafit.fit_many`` with the paper's forward difference,
-      sparsity chosen by held-out error) and ``dynafit_n_terms``.
+    - with ``dynafit_fit``: the linear family fitted per run by ``dynafit.fit_many``
+      (the paper's forward difference; sparsity chosen by held-out error over
+      ``n_thresholds`` thresholds; ``executor`` spreads the fits over workers):
+      ``dynafit_onestep_r2``, the Euler step f(x_t) against x[t+1] - x[t] (the paper's
+      score, computed from the model's right-hand side, so it stays finite when the
+      rollout diverges), ``dynafit_rollout_r2`` (fit_many's score: -inf when the
+      rollout diverged), ``dynafit_diverged`` and ``dynafit_n_terms``.
     """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Lasso, LinearRegression
 
     end = min(float(window), float(traj.t[-1]))
@@ -279,21 +303,40 @@ def linear_r2(
     for r in range(batch.n_runs):
         x = batch.x[r].astype(float)
         X, Y = x[:-1], np.diff(x, axis=0)
-        rows.append(
-            {
-                "lasso_r2": Lasso(alpha=0.01, max_iter=10000).fit(X, Y).score(X, Y),
-                "lstsq_r2": LinearRegression().fit(X, Y).score(X, Y),
-            }
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # as in the reference code
+            lasso = Lasso(alpha=0.01, max_iter=10000).fit(X, Y).score(X, Y)
+        rows.append({"lasso_r2": lasso, "lstsq_r2": LinearRegression().fit(X, Y).score(X, Y)})
     out = pd.concat([runs[["run", "seed", "dim"]], pd.DataFrame(rows)], axis=1)
     if dynafit_fit:
-        table = dynafit.fit_many(batch, families=("linear",), derivative="forward")
-        table = table.set_index("run")
-        out["dynafit_onestep_r2"] = table["onestep_r2"].to_numpy(dtype=float)
+        table = dynafit.fit_many(
+            batch,
+            families=("linear",),
+            derivative="forward",
+            n_thresholds=n_thresholds,
+            executor=executor,
+        ).sort_values("run")
+        out["dynafit_onestep_r2"] = [
+            euler_r2(model, batch.run(r)) for r, model in zip(table["run"], table["model"])
+        ]
         out["dynafit_rollout_r2"] = table["rollout_r2"].to_numpy(dtype=float)
+        out["dynafit_diverged"] = table["diverged"].to_numpy(dtype=bool)
         out["dynafit_n_terms"] = table["n_terms"].to_numpy()
     out.attrs["window"] = (float(traj.t[0]), end)
     return out
+
+
+def euler_r2(model: Any, run: Trajectory) -> float:
+    """The paper's one-step R^2: the Euler step f(x_t) dt against x[t+1] - x[t]."""
+    import jax.numpy as jnp
+    from sklearn.metrics import r2_score
+
+    x = np.asarray(run.x, dtype=float)
+    dt = np.diff(run.t)[:, None]
+    f = np.asarray(model.rhs(0.0, jnp.asarray(x[:-1])), dtype=float) * dt
+    if not np.all(np.isfinite(f)):
+        return -math.inf
+    return float(r2_score(np.diff(x, axis=0), f))
 
 
 def predicted_survivors(model: Any, x0: Any, horizon: float, *, n_points: int = 201) -> list[str]:
@@ -323,6 +366,9 @@ def r2_by_dim(r2: pd.DataFrame) -> pd.DataFrame:
     clean = r2[["dim", *cols]].replace([np.inf, -np.inf], np.nan)
     stats = clean.groupby("dim")[cols].agg(["mean", "std"])
     stats.columns = [f"{c}_{s}" for c, s in stats.columns]
+    if "dynafit_diverged" in r2:
+        stats["dynafit_diverged_runs"] = r2.groupby("dim")["dynafit_diverged"].sum().astype(int)
+    stats["runs"] = r2.groupby("dim").size()
     return stats.reset_index()
 
 
@@ -354,13 +400,15 @@ def plot_spectrum(traj: Trajectory, run: int = 0) -> Figure:
     ax.axhline(table["threshold"].iloc[0], color="C3", ls="--", lw=1, label="survival threshold")
     ax.set_xlabel("frequency k")
     ax.set_ylabel("signal $S_k$")
+    top = max(table["init_signal"].max(), table["final_signal"].max())
+    ax.set_ylim(0, 1.35 * top)
     cfg = _config(data.meta)
     ax.set_title(
         f"p = {cfg['p']}, dim = {cfg['dim']}, seed {data.meta.get('seed')}: "
         f"{int(table['alive'].sum())} of {len(table)} circles survive",
         fontsize=10,
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=3, loc="upper center")
     return fig
 
 
@@ -459,8 +507,7 @@ def plot_r2_vs_dim(r2: pd.DataFrame) -> Figure:
     labels = {
         "lasso_r2": "Lasso $\\alpha$=0.01 (paper's method)",
         "lstsq_r2": "least squares",
-        "dynafit_onestep_r2": "dynafit linear, one-step",
-        "dynafit_rollout_r2": "dynafit linear, rollout",
+        "dynafit_onestep_r2": "dynafit linear (sparse), one-step",
     }
     fig = _figure(5.5, 3.6)
     ax = fig.add_subplot()

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dynafit._executors import make_executor
 from dynafit._io import atomic_write, load_json, save_json
 
 from . import analysis
@@ -122,7 +123,9 @@ def reproduce(
         "blocks_trained": sum(len(r.trained) for r in results.values()),
         "blocks_reused": sum(len(r.reused) for r in results.values()),
     }
-    return analyse(out, spec=spec, run_info=run_info)
+    return analyse(
+        out, spec=spec, run_info=run_info, backend=backend, address=address, workers=workers
+    )
 
 
 def _check_record(out: Path, scale: str, spec: Path, overwrite: bool) -> None:
@@ -181,12 +184,16 @@ def analyse(
     run_info: Mapping[str, Any] | None = None,
     r2_window: float = 1000.0,
     dynafit_fit: bool = True,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """The analyses of :mod:`training.analysis` on a reproduce folder; writes the report.
 
     ``out`` holds the experiments of ``spec`` (default: the one recorded in
     ``out/reproduce.json``): ``dims`` (required), ``default`` and ``scaling``
-    (optional). Returns the summary dict that ``report.md`` shows.
+    (optional). Returns the summary dict that ``report.md`` shows. The per-run linear
+    fits run on ``backend`` (``address``, ``workers`` as for the sweep).
     """
     out = Path(out)
     if spec is None:
@@ -207,8 +214,13 @@ def analyse(
     counts_dims = analysis.survivor_counts(dims_tab)
     by_dim = analysis.survivors_by_dim(counts_dims)
     fittest = analysis.fittest_auc(default_tab)
+    fittest_lib = analysis.fittest_dynafit(default)
     inter = analysis.intervention_table(runs["scaling"]) if "scaling" in runs else None
-    r2 = analysis.linear_r2(runs["dims"], r2_window, dynafit_fit=dynafit_fit)
+    if dynafit_fit:
+        with make_executor(backend, address=address, workers=workers) as executor:
+            r2 = analysis.linear_r2(runs["dims"], r2_window, executor=executor)
+    else:
+        r2 = analysis.linear_r2(runs["dims"], r2_window, dynafit_fit=False)
     r2_stats = analysis.r2_by_dim(r2)
 
     cfg = analysis.run_table(default).iloc[0]
@@ -238,6 +250,7 @@ def analyse(
         "survivors_by_dim": _records(by_dim),
         "survivors_dim_spearman": rho,
         "fittest": fittest,
+        "fittest_dynafit": fittest_lib,
         "intervention": _records(inter) if inter is not None else None,
         "linear_r2_by_dim": _records(r2_stats),
         "linear_r2_window": list(r2.attrs["window"]),
@@ -302,6 +315,13 @@ def _f(x: Any, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def _lib_check(summary: Mapping[str, Any], key: str) -> str:
+    lib = summary.get("fittest_dynafit")
+    if not lib or key not in lib:
+        return ""
+    return f" (dynafit.fittest: {_f(lib[key])})"
+
+
 def claims_table(summary: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     """Rows (claim, paper, ours, figure) of the report's table."""
     s = summary["setup"]
@@ -332,7 +352,8 @@ def claims_table(summary: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             "The fittest survive: high initial signal",
             "circles with a higher initial signal are more likely to survive (qualitative)",
             f"ROC AUC {_f(fit['auc_signal'])} pooled ({fit['n_alive']} of {fit['n_circles']} "
-            f"circles alive), {_f(fit['auc_signal_per_run'])} within a run",
+            f"circles alive, {fit['n_runs']} runs), {_f(fit['auc_signal_per_run'])} within a run"
+            + _lib_check(summary, "auc_signal"),
             FIGURES["fittest"],
         )
     )
@@ -341,7 +362,8 @@ def claims_table(summary: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             "The fittest survive: high initial gradient",
             "circles with a larger initial gradient are more likely to survive (qualitative)",
             f"ROC AUC {_f(fit['auc_gradient'])} pooled, {_f(fit['auc_gradient_per_run'])} "
-            f"within a run; signal and gradient together {_f(fit['auc_both'])} (in-sample)",
+            f"within a run; signal and gradient together {_f(fit['auc_both'])} (in-sample)"
+            + _lib_check(summary, "auc_gradient"),
             FIGURES["fittest"],
         )
     )
@@ -365,9 +387,14 @@ def claims_table(summary: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     lasso = ", ".join(f"dim {int(r['dim'])}: {_f(r['lasso_r2_mean'])}" for r in r2)
     extra = ""
     if r2 and "dynafit_onestep_r2_mean" in r2[0]:
-        extra = "; dynafit linear one-step R^2 " + ", ".join(
+        extra = "; dynafit's linear family (sparse, held-out selection): one-step R^2 " + ", ".join(
             f"{_f(r['dynafit_onestep_r2_mean'])}" for r in r2
         )
+        diverged = sum(int(r.get("dynafit_diverged_runs") or 0) for r in r2)
+        total = sum(int(r.get("runs") or 0) for r in r2)
+        extra += f", its rollout over the window diverged in {diverged} of {total} runs"
+    lstsq = ", ".join(f"{_f(r['lstsq_r2_mean'], 3)}" for r in r2)
+    extra += f"; plain least squares {lstsq}"
     rows.append(
         (
             f"A linear ODE describes the early dynamics (steps {w[0]:g}-{w[1]:g})",
