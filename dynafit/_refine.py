@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from ._model import Model, rollout
-from ._rollout_opt import optimise_rollout, resolve_horizons
+from ._rollout_opt import make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
 from ._score import r2
 from ._trajectory import Trajectory
 
@@ -91,6 +91,18 @@ def refine(
     if T < 3:
         raise ValueError(f"refine needs at least 3 time points, got {T}")
     field = model.field
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if (
+        isinstance(lr, bool)
+        or not isinstance(lr, (int, float))
+        or not (math.isfinite(lr) and lr > 0)
+    ):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if not (isinstance(horizons, str) and horizons == "auto"):
+        resolve_horizons(horizons, T)  # bad horizons fail before any integration
+    make_adjoint(adjoint)
+    make_optimizer(optimizer, float(lr))
 
     # the model's own rollout decides the starting point's quality and the curriculum
     start_ys, _ = rollout(field, np.broadcast_to(xi0, (R, *xi0.shape)), x[:, 0], traj.t)
