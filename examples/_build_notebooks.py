@@ -445,7 +445,7 @@ NB4 = [
         A competitive Lotka-Volterra system of three species,
         dx_i/dt = x_i (r_i + sum_j a_ij x_j), with some interactions absent. We simulate
         it from several initial states, add noise, and ask dynafit which family and which
-        terms generated the data, and how sure it is (a bootstrap over the runs).
+        terms generated the data, and how sure it is (an ensemble of fits).
         """
     ),
     code(SCALE_CELL),
@@ -455,7 +455,7 @@ NB4 = [
             SETTINGS = dict(n_initial=24, n_times=400, noise_levels=(0.0, 0.01, 0.02, 0.05),
                             n_boot=200)
         else:
-            SETTINGS = dict(n_initial=6, n_times=200, noise_levels=(0.0, 0.01, 0.05), n_boot=12)
+            SETTINGS = dict(n_initial=6, n_times=200, noise_levels=(0.0, 0.01, 0.05), n_boot=10)
         SETTINGS
         """
     ),
@@ -545,53 +545,48 @@ NB4 = [
     ),
     md(
         """
-        ## How sure is it? A bootstrap over the runs
+        ## How sure is it? An ensemble of fits
 
-        Refit on resampled sets of runs (5 % noise): each coefficient gets a mean, a 90 %
-        interval and an inclusion probability (how often it is non-zero).
+        `dynafit.fit_ensemble` refits the model on bootstrap resamples of the time samples
+        (5 % noise here): each coefficient gets a median, a 90 % interval and an inclusion
+        probability (how often it is non-zero). `equations_with_intervals` prints them.
         """
     ),
     code(
         """
         level = SETTINGS["noise_levels"][-1]
-        xs = noisy(level)
-        boot_rng = np.random.default_rng(1)
-        draws = []
-        for b in range(SETTINGS["n_boot"]):
-            pick = boot_rng.integers(0, len(xs), len(xs))
-            m = dynafit.fit(dynafit.Trajectory(t, xs[pick], NAMES), family="lotka_volterra")
-            draws.append(per_capita(m).to_numpy())
-        draws = np.stack(draws)
-        summary = pd.DataFrame({
-            "true": truth.to_numpy().ravel(),
-            "mean": draws.mean(0).ravel(),
-            "5%": np.quantile(draws, 0.05, axis=0).ravel(),
-            "95%": np.quantile(draws, 0.95, axis=0).ravel(),
-            "inclusion": (draws != 0).mean(0).ravel(),
-        }, index=[f"{i}: {c}" for i in NAMES for c in truth.columns])
-        summary.round(3)
-        """
-    ),
-    md(
-        """
-        Read the intervals with care: resampling runs measures how much the fit varies
-        with the data, not how biased it is. Noise in the states biases the estimated
-        derivatives, so at high noise an interval can miss the true value while the
-        support (which terms are in) is still recovered with inclusion 1 or 0.
+        noisy_data = dynafit.Trajectory(t, noisy(level), NAMES)
+        ens = dynafit.fit_ensemble(noisy_data, family="lotka_volterra", n_models=SETTINGS["n_boot"])
+        for line in dynafit.equations_with_intervals(ens):
+            print(line)
         """
     ),
     code(
         """
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        inc = (draws != 0).mean(0)
-        im = ax.imshow(inc, vmin=0, vmax=1, cmap="viridis")
-        ax.set_xticks(range(4), ["1", *NAMES]); ax.set_yticks(range(3), [f"d{n}/dt / {n}" for n in NAMES])
-        for (i, j), v in np.ndenumerate(inc):
-            ax.text(j, i, f"{v:.2f}" + ("*" if truth.iloc[i, j] != 0 else ""), ha="center",
-                    va="center", color="w" if v < 0.5 else "k", fontsize=8)
-        fig.colorbar(im, ax=ax, label="inclusion probability")
-        ax.set_title("* = term of the true system", fontsize=9)
+        unc = dynafit.uncertainty(ens)
+        cols = [str(s) for s in ens.terms]
+        summary = pd.DataFrame({
+            "true": truth.reindex(columns=cols).to_numpy().ravel(),
+            "median": unc["median"].ravel(),
+            "lower": unc["lower"].ravel(),
+            "upper": unc["upper"].ravel(),
+            "inclusion": unc["inclusion"].ravel(),
+        }, index=[f"d{i}/dt / {i}: {c}" for i in NAMES for c in cols])
+        summary.round(3)
+        """
+    ),
+    code(
+        """
+        fig = dynafit.plot_inclusion(ens)
         plt.show()
+        """
+    ),
+    md(
+        """
+        Read the intervals with care: resampling measures how much the fit varies
+        with the data, not how biased it is. Noise in the states biases the estimated
+        derivatives, so at high noise an interval can miss the true value while the
+        support (which terms are in) is still recovered with inclusion 1 or 0.
         """
     ),
     md("## Rollout of the recovered model against the data"),
