@@ -1,0 +1,56 @@
+"""Ensemble fits: inclusion probabilities, intervals, figure, save/load, bad input."""
+
+import numpy as np
+import pytest
+from _systems import linear_traj
+
+import dynafit
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    traj, xi_true = linear_traj(m=5, seed=2, noise=0.005, runs=6, T=151)
+    return dynafit.fit_ensemble(traj, "linear", n_models=8, seed=1), xi_true
+
+
+def test_inclusion_high_on_true_terms_low_on_absent(ensemble):
+    model, xi_true = ensemble
+    unc = dynafit.uncertainty(model)
+    true = xi_true != 0
+    assert unc["inclusion"].shape == model.coefficients.shape
+    assert unc["inclusion"][true].min() >= 0.9
+    assert unc["inclusion"][~true].mean() <= 0.1
+    # the interval holds the true coefficient and the ensemble median is close to it
+    inside = (unc["lower"] - 0.05 <= xi_true) & (xi_true <= unc["upper"] + 0.05)
+    assert inside[true].all()
+    np.testing.assert_allclose(model.coefficients[true], xi_true[true], rtol=0.1, atol=0.02)
+    assert model.options["variant"] == "ensemble" and unc["n_models"] == 8
+
+
+def test_intervals_in_equations_figure_and_save_load(ensemble, tmp_path):
+    model, _ = ensemble
+    lines = dynafit.equations_with_intervals(model)
+    assert len(lines) == model.n_vars and "[" in lines[0] and "p=" in lines[0]
+    fig = dynafit.plot_inclusion(model)
+    fig.savefig(tmp_path / "inclusion.png")
+    assert (tmp_path / "inclusion.png").stat().st_size > 0
+    back = dynafit.load_model(model.save(tmp_path / "m.json"))
+    np.testing.assert_array_equal(
+        dynafit.uncertainty(back)["inclusion"], dynafit.uncertainty(model)["inclusion"]
+    )
+    plain = dynafit.Model("linear", model.names, model.coefficients)
+    assert dynafit.uncertainty(plain) is None
+    assert dynafit.equations_with_intervals(plain)[0].startswith("dx0/dt = ")
+
+
+def test_ensemble_bad_input():
+    traj, _ = linear_traj(m=3, seed=0, runs=2, T=41)
+    for n in (1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="n_models|at least 2"):
+            dynafit.fit_ensemble(traj, n_models=n)
+    with pytest.raises(ValueError, match="level"):
+        dynafit.fit_ensemble(traj, n_models=4, level=1.5)
+    with pytest.raises(ValueError, match="drop_terms"):
+        dynafit.fit_ensemble(traj, n_models=4, drop_terms=-1)
+    with pytest.raises(ValueError, match="aggregate"):
+        dynafit.fit_ensemble(traj, n_models=4, aggregate="mode")
