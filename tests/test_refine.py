@@ -1,0 +1,87 @@
+"""refine: never worse, better where SINDy's rollout is poor, errors for bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+from _systems import add_noise, simulate
+
+import dynafit
+
+HORIZONS = [10, 25, 50]  # one shape for every test here: one compilation
+
+
+def _coarse_linear(noise=0.02, seed=0):
+    """A 3-variable damped oscillator sampled coarsely: forward differences bias SINDy."""
+    A = np.array([[-0.3, 1.0, 0.0], [-1.0, -0.3, 0.2], [0.0, 0.0, -0.5]])
+    b = np.array([0.5, 0.0, 1.0])
+    t = np.linspace(0.0, 10.0, 51)
+    x0s = np.array([[2.0, 0.0, 0.5], [-1.0, 1.5, 3.0]])
+    X = simulate(lambda x: A @ x + b, x0s, t)
+    if noise:
+        X = add_noise(X, noise, seed)
+    return dynafit.Trajectory(t, X, ["u", "v", "w"]), np.concatenate([b[:, None], A], 1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    traj, xi_true = _coarse_linear()
+    model = dynafit.fit(traj, "linear", derivative="forward")
+    return traj, model
+
+
+def _r2(model, traj):
+    return float(np.mean(model.score(traj)["rollout_r2"]))
+
+
+def test_refine_improves_a_poor_rollout_and_keeps_support(data):
+    traj, model = data
+    refined = dynafit.refine(model, traj, steps=60, horizons=HORIZONS, lr=0.05)
+    before, after = _r2(model, traj), _r2(refined, traj)
+    assert after >= before
+    assert after > before + 0.02 or after > 0.99, (before, after)
+    np.testing.assert_array_equal(refined.coefficients == 0, model.coefficients == 0)
+    info = refined.options["refine"]
+    assert refined.options["variant"] == "refined" and info["improved"]
+    assert info["rollout_r2"] == pytest.approx(after, abs=1e-6)
+    assert refined.family == model.family and refined.names == model.names
+
+
+def test_refine_never_worse_even_with_a_wild_learning_rate(data):
+    traj, model = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        refined = dynafit.refine(model, traj, steps=20, horizons=HORIZONS, lr=1e3)
+    assert _r2(refined, traj) >= _r2(model, traj)
+    assert np.all(np.isfinite(refined.coefficients))
+
+
+def test_refine_diverged_model_starts_short_and_does_not_raise(data):
+    traj, model = data
+    xi = model.coefficients.copy()
+    xi[:, 1:] += 3.0 * np.eye(3)  # push every eigenvalue to the right: the rollout blows up
+    bad = model.with_coefficients(xi)
+    assert np.all(bad.score(traj)["diverged"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        refined = dynafit.refine(bad, traj, steps=30, horizons=HORIZONS, lr=0.05)
+    assert np.all(np.isfinite(refined.coefficients))
+    assert _r2(refined, traj) >= _r2(bad, traj)
+
+
+def test_refine_bad_input(data):
+    traj, model = data
+    with pytest.raises(ValueError, match="longer than the window"):
+        dynafit.refine(model, traj, horizons=[10, 500])
+    with pytest.raises(ValueError, match="steps"):
+        dynafit.refine(model, traj, steps=-1)
+    with pytest.raises(ValueError, match="lr"):
+        dynafit.refine(model, traj, lr=0.0)
+    with pytest.raises(ValueError, match="adjoint"):
+        dynafit.refine(model, traj, adjoint="magic")
+    with pytest.raises(ValueError, match="variables"):
+        dynafit.refine(model, traj.select(["u", "v"]))
+    with pytest.raises(ValueError, match="Trajectory"):
+        dynafit.refine(model, traj.x)
+    with pytest.raises(ValueError, match="NaN or inf"):  # a model cannot hold them at all
+        model.with_coefficients(np.full_like(model.coefficients, np.nan))
