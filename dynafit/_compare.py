@@ -205,6 +205,26 @@ def _not_applicable(traj: Trajectory, family: Any) -> str | None:
     return None
 
 
+def _fitter(ensemble: int | None) -> Callable[..., Any]:
+    """``dynafit.fit``, or ``dynafit.fit_ensemble`` with ``n_models=ensemble``."""
+    from ._fit import fit
+
+    if ensemble is None:
+        return fit
+    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) or ensemble < 2:
+        raise ValueError(f"ensemble must be a number of models >= 2, got {ensemble!r}")
+    import dynafit
+
+    fit_ensemble = getattr(dynafit, "fit_ensemble", None)
+    if fit_ensemble is None:
+        raise ValueError("ensemble= needs dynafit.fit_ensemble, which this installation lacks")
+
+    def fit_with_ensemble(traj: Trajectory, family: Any, **options: Any) -> Any:
+        return fit_ensemble(traj, family, n_models=int(ensemble), **options)
+
+    return fit_with_ensemble
+
+
 def _pooled_score(model: Any, traj: Trajectory, score_kw: Mapping[str, Any]) -> dict[str, Any]:
     """``model.score`` on one run; on a batch, one score for the pooled fit.
 
@@ -289,6 +309,7 @@ def compare(
     horizon: float | None = None,
     forecast: Trajectory | None = None,
     tolerance: float | None = None,
+    ensemble: int | None = None,
     refine_options: Mapping[str, Any] | None = None,
     **fit_options: Any,
 ) -> pd.DataFrame:
@@ -312,7 +333,9 @@ def compare(
     diverged rows rank after finite ones. A family that cannot apply to the data (for
     example lotka_volterra on non-positive values) is a row with status
     ``"not applicable: <why>"``, ranked last; every other error propagates.
-    ``fit_options`` go to ``dynafit.fit`` unchanged.
+    ``fit_options`` go to ``dynafit.fit`` unchanged; with ``ensemble=N`` every family
+    is fitted by ``dynafit.fit_ensemble(..., n_models=N)`` instead (coefficients with
+    intervals and inclusion probabilities).
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"compare needs a dynafit.Trajectory, got {type(traj).__name__}")
@@ -333,8 +356,7 @@ def compare(
                 "refine=True needs dynafit.refine, which this installation does not have yet"
             )
     train = split_horizon(traj, horizon) if horizon is not None else traj
-    from ._fit import fit
-
+    fit = _fitter(ensemble)
     rows: list[dict[str, Any]] = []
     for family, name in zip(families, names):
         why = _not_applicable(traj, family)
@@ -428,7 +450,8 @@ def _survivor_columns(model: Any, run: Trajectory, horizon: float | None) -> dic
     if survivors is None or horizon is None or horizon <= 0:
         return out
     try:
-        predicted = [str(p) for p in survivors(model, run.x[0], horizon)]
+        s0 = float(run.aux["s0"][0]) if "s0" in run.aux else 0.0
+        predicted = [str(p) for p in survivors(model, run.x[0], horizon, s0=s0)]
     except ValueError as err:
         out["survivors_predicted"] = f"error: {err}"
         return out
@@ -439,10 +462,12 @@ def _survivor_columns(model: Any, run: Trajectory, horizon: float | None) -> dic
     return out
 
 
-def _fit_one_run(job: tuple[int, Trajectory, list[Any], dict[str, Any]]) -> list[dict]:
+def _fit_one_run(
+    job: tuple[int, Trajectory, list[Any], dict[str, Any], int | None],
+) -> list[dict]:
     """Worker: every family on one run; fitted models (scored later, batched) or refusals."""
-    i, run, families, options = job
-    from ._fit import fit
+    i, run, families, options, ensemble = job
+    fit = _fitter(ensemble)
 
     rows = []
     for family in families:
@@ -466,6 +491,7 @@ def fit_many(
     horizon: float | None = None,
     forecast: Trajectory | None = None,
     survival_horizon: float | None = None,
+    ensemble: int | None = None,
     **fit_options: Any,
 ) -> pd.DataFrame:
     """Fit every family on each run of a batch separately; one long table.
@@ -483,7 +509,8 @@ def fit_many(
     ``dynafit._executors.make_executor("ray")``; None: a loop in this process). The
     scoring is batched: one vmapped rollout per family over all runs
     (``dynafit._score.score_many``). ``horizon``/``forecast`` as in :func:`compare`
-    (``forecast`` a batch with one continuation per run).
+    (``forecast`` a batch with one continuation per run); ``ensemble`` as in
+    :func:`compare`.
     """
     if isinstance(traj, Trajectory):
         batch = traj if traj.is_batch else Trajectory.stack([traj])
@@ -497,7 +524,8 @@ def fit_many(
             raise ValueError(f"forecast has {forecast.n_runs} runs for {batch.n_runs} runs")
     runs = list(batch.runs())
     fit_runs = runs if horizon is None else [split_horizon(r, horizon) for r in runs]
-    jobs = [(i, r, families, dict(fit_options)) for i, r in enumerate(fit_runs)]
+    _fitter(ensemble)  # a bad ensemble size fails here, not in every worker
+    jobs = [(i, r, families, dict(fit_options), ensemble) for i, r in enumerate(fit_runs)]
     fitted = [row for rows in _map(executor, _fit_one_run, jobs) for row in rows]
     scores = _score_batched(fitted, batch, score_kw)
     rows = []

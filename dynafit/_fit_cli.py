@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="ensemble fit of N bootstrap models (N >= 2)",
+        help="fit every family as an ensemble of N bootstrap fits (N >= 2): coefficient "
+        "intervals and inclusion probabilities in the report",
     )
     p.add_argument(
         "--no-per-run",
@@ -200,13 +201,8 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["optimizer"] = args.optimizer
     if args.threshold is not None:
         opts["threshold"] = args.threshold
-    if args.ensemble is not None:
-        if args.ensemble < 2:
-            raise _UsageError(f"--ensemble needs N >= 2 models, got {args.ensemble}")
-        if args.optimizer not in (None, "ensemble"):
-            raise _UsageError("--ensemble and --optimizer name different optimisers; give one")
-        opts["optimizer"] = "ensemble"
-        opts["n_models"] = args.ensemble
+    if args.ensemble is not None and args.ensemble < 2:
+        raise _UsageError(f"--ensemble needs N >= 2 models, got {args.ensemble}")
     return opts
 
 
@@ -389,6 +385,7 @@ def _run(args: argparse.Namespace) -> int:
         refine=args.refine,
         horizon=horizon,
         forecast=forecast,
+        ensemble=args.ensemble,
         **options,
     )
     runs_table = None
@@ -401,6 +398,7 @@ def _run(args: argparse.Namespace) -> int:
                 executor=executor,
                 horizon=horizon,
                 forecast=forecast,
+                ensemble=args.ensemble,
                 **options,
             )
         finally:

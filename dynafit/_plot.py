@@ -230,30 +230,3 @@ def plot_leaderboard(board: pd.DataFrame, by: str | None = None) -> Figure:
     ax.set_xlabel(by)
     ax.set_title(f"leaderboard by {by} (best on top)", fontsize=10)
     return fig
-
-
-def plot_scores_by(table: pd.DataFrame, x: str, score: str = "rollout_r2") -> Figure:
-    """A per-run score against a run setting (for example rollout R^2 against embedding
-    dimension), one line per family: mean with the spread over runs as error bars."""
-    if x not in table.columns or score not in table.columns:
-        raise ValueError(f"table needs columns {x!r} and {score!r}")
-    fig = _figure(5.5, 3.8)
-    ax = fig.add_subplot()
-    ok = table[table.get("status", "ok") == "ok"] if "status" in table else table
-    for k, (family, grp) in enumerate(ok.groupby("family", sort=False)):
-        vals = pd.to_numeric(grp[score], errors="coerce").replace([np.inf, -np.inf], np.nan)
-        stats = vals.groupby(grp[x]).agg(["mean", "std"]).sort_index()
-        ax.errorbar(
-            stats.index,
-            stats["mean"],
-            yerr=stats["std"],
-            fmt="-o",
-            ms=4,
-            capsize=3,
-            color=f"C{k}",
-            label=family,
-        )
-    ax.set_xlabel(x)
-    ax.set_ylabel(score)
-    ax.legend(fontsize=8)
-    return fig

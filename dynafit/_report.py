@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,27 @@ def model_record(model: Any) -> dict[str, Any]:
         "equations": [f"{eq.lhs} = {eq.rhs}" for eq in eqs],
         "equations_latex": [sympy.latex(eq) for eq in eqs],
         "latex": model.latex(),
+        **_uncertainty_record(model),
     }
+
+
+def _uncertainty(model: Any) -> dict[str, Any] | None:
+    try:
+        from ._uncertainty import uncertainty
+    except ImportError:
+        return None
+    return uncertainty(model)
+
+
+def _uncertainty_record(model: Any) -> dict[str, Any]:
+    """Ensemble intervals and inclusion probabilities, for models fitted as ensembles."""
+    unc = _uncertainty(model)
+    if unc is None:
+        return {}
+    keys = ("lower", "upper", "inclusion", "mean", "std")
+    rec = {k: np.asarray(unc[k]).tolist() for k in keys if k in unc}
+    rec.update({k: unc[k] for k in ("n_models", "level") if k in unc})
+    return {"uncertainty": rec}
 
 
 def _equations_json(board: pd.DataFrame) -> dict[str, Any]:
@@ -165,33 +186,17 @@ def _equations_tex(board: pd.DataFrame) -> str:
 
 
 def runs_summary(table: pd.DataFrame, by: str = "bic") -> pd.DataFrame:
-    """Per family: runs fitted, mean and spread of the scores, and how often it won a run."""
-    ok = table[table["status"] == "ok"] if "status" in table else table
-    rows = []
-    winners = _winners(table, by)
-    for family, grp in ok.groupby("family", sort=False):
-        row: dict[str, Any] = {"family": family, "runs": len(grp)}
-        for col in ("deriv_r2", "rollout_r2", "forecast_r2", "forecast_skill", "n_terms"):
-            if col in grp:
-                vals = pd.to_numeric(grp[col], errors="coerce").replace([np.inf, -np.inf], np.nan)
-                row[f"{col}_mean"] = vals.mean()
-                row[f"{col}_std"] = vals.std()
-        if "diverged" in grp:
-            row["diverged"] = int(grp["diverged"].astype(bool).sum())
-        if "survivor_recall" in grp:
-            row["survivor_precision_mean"] = pd.to_numeric(grp["survivor_precision"]).mean()
-            row["survivor_recall_mean"] = pd.to_numeric(grp["survivor_recall"]).mean()
-        row["wins"] = int((winners == family).sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """Per family and variant: the scores' spread over runs and how often it won a run
+    (``dynafit.summarize_runs``), without the per-score medians to keep the table short."""
+    from ._selection import summarize_runs
 
-
-def _winners(table: pd.DataFrame, by: str) -> pd.Series:
-    from ._compare import rank
-
-    if "run" not in table or by not in table:
-        return pd.Series(dtype=object)
-    return table.groupby("run").apply(lambda g: rank(g, by).iloc[0]["family"])
+    scores = [
+        c
+        for c in ("onestep_r2", "deriv_r2", "rollout_r2", "forecast_skill", "n_terms")
+        if c in table.columns
+    ]
+    summary = summarize_runs(table, scores=scores, win_by=by)
+    return summary[[c for c in summary.columns if not c.endswith("_median")]]
 
 
 # --------------------------------------------------------------------------- writer
@@ -221,7 +226,7 @@ def write_report(
     files: dict[str, Any] = {}  # relative path -> writer(tmp)
     figure_links: list[tuple[str, str]] = []
     if figures:
-        for rel, caption, make in _figures(traj, board):
+        for rel, caption, make in _figures(traj, board, runs):
             files[rel] = _figure_writer(make)
             figure_links.append((caption, rel))
     csv = table_for_csv(board).to_csv(index=False)
@@ -285,7 +290,11 @@ def _text_writer(text: str):
 def _figure_writer(make):
     def write(tmp: Path) -> None:
         fig = make()
-        fig.savefig(tmp, format="png", dpi=110)
+        try:
+            fig.savefig(tmp, format="png", dpi=110)
+        finally:
+            if "matplotlib.pyplot" in sys.modules:  # figures made through pyplot
+                sys.modules["matplotlib.pyplot"].close(fig)
 
     return write
 
@@ -294,7 +303,7 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
-def _figures(traj: Trajectory, board: pd.DataFrame):
+def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = None):
     """(relative path, caption, factory) for each figure; factories run at write time."""
     from . import _plot
 
@@ -327,6 +336,26 @@ def _figures(traj: Trajectory, board: pd.DataFrame):
                     functools.partial(_plot.plot_sweep, model, title=f"{name}: threshold sweep"),
                 )
             )
+        if _uncertainty(model) is not None:
+            from ._uncertainty import plot_inclusion
+
+            out.append(
+                (
+                    f"figures/inclusion_{label}.png",
+                    f"Inclusion probabilities: {name}",
+                    functools.partial(plot_inclusion, model),
+                )
+            )
+    if runs is not None and "dim" in runs.columns and runs["dim"].nunique() > 1:
+        from ._selection import plot_r2_vs_dim
+
+        out.append(
+            (
+                "figures/r2_vs_dim.png",
+                "R^2 against embedding dimension (runs fitted one by one)",
+                functools.partial(plot_r2_vs_dim, runs),
+            )
+        )
     return out
 
 
@@ -388,6 +417,20 @@ def _markdown(
         if bool(row.get("diverged", False)):
             lines += ["**Warning:** every fitted model's rollout diverged.", ""]
         lines += ["$$", _align(row["model"].equations()), "$$", ""]
+        if _uncertainty(row["model"]) is not None:
+            from ._uncertainty import equations_with_intervals
+
+            unc = _uncertainty(row["model"])
+            lines += [
+                f"Ensemble of {unc.get('n_models', '?')} fits: median coefficients with "
+                f"{100 * float(unc.get('level', 0.9)):.0f} % intervals and inclusion "
+                "probabilities:",
+                "",
+                "```",
+                *equations_with_intervals(row["model"]),
+                "```",
+                "",
+            ]
         lines += [
             "All models' equations: [equations.tex](equations.tex), "
             "[equations.json](equations.json); scores: [leaderboard.csv](leaderboard.csv).",

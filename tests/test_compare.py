@@ -214,11 +214,17 @@ def test_compare_forecast_and_by():
         dynafit.compare(traj, ("linear",), horizon=100.0)
 
 
-def test_refine_hook():
+def test_refine_and_ensemble_variants():
     traj, _ = lv_trajectory()
-    if not hasattr(dynafit, "refine"):
-        with pytest.raises(ValueError, match="dynafit.refine"):
-            dynafit.compare(traj, ("lotka_volterra",), refine=True)
-        return
-    board = dynafit.compare(traj, ("lotka_volterra",), refine=True)
-    assert set(board["variant"]) == {"sindy", "refined"}
+    board = dynafit.compare(
+        traj, ("lotka_volterra",), refine=True, refine_options={"steps": 10}, ensemble=3
+    )
+    assert list(board["variant"]) in (["sindy", "refined"], ["refined", "sindy"])
+    assert (board["status"] == "ok").all()
+    sindy = board.set_index("variant").loc["sindy"]
+    refined = board.set_index("variant").loc["refined"]
+    # refinement keeps the best iterate, the start included: never a worse rollout
+    assert refined["rollout_r2"] >= sindy["rollout_r2"] - 1e-9
+    assert dynafit.uncertainty(sindy["model"]) is not None
+    with pytest.raises(ValueError, match="ensemble"):
+        dynafit.compare(traj, ("linear",), ensemble=1)

@@ -143,3 +143,18 @@ def test_default_out_and_single_run(lv_file, tmp_path, capsys):
     assert not (out / "figures").exists()
     board = (out / "leaderboard.csv").read_text()
     assert board.splitlines()[1].split(",")[1] == "lotka_volterra"
+
+
+def test_ensemble_and_refine_flags(lv_file, tmp_path, capsys):
+    out = tmp_path / "rep"
+    args = [str(lv_file), "--families", "lotka_volterra", "--ensemble", "3", "--refine"]
+    assert main([*args, "--no-per-run", "--out", str(out)]) == 0
+    printed = _no_traceback(capsys).out
+    assert "refined" in printed
+    assert (out / "figures" / "inclusion_lotka_volterra.png").is_file()
+    md = (out / "report.md").read_text()
+    assert "Ensemble of 3 fits" in md and "(p=" in md
+    eq = json.loads((out / "equations.json").read_text())
+    variants = {m["variant"] for m in eq["models"]}
+    assert variants == {"sindy", "refined"}
+    assert "inclusion" in next(m for m in eq["models"] if m["variant"] == "sindy")["uncertainty"]
