@@ -281,6 +281,14 @@ class Model:
         return Model(self.family, self.names, coefficients, {**self.options, **options})
 
     @property
+    def uncertainty(self) -> dict[str, Any] | None:
+        """Per-coefficient ensemble summary (arrays shaped like Xi: mean, median, std,
+        lower, upper, inclusion) from ``dynafit.fit_ensemble``, or None."""
+        from ._uncertainty import uncertainty
+
+        return uncertainty(self)
+
+    @property
     def field(self) -> VectorField:
         return vector_field(self.family, self.n_vars)
 
