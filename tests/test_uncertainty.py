@@ -25,6 +25,7 @@ def test_inclusion_high_on_true_terms_low_on_absent(ensemble):
     assert inside[true].all()
     np.testing.assert_allclose(model.coefficients[true], xi_true[true], rtol=0.1, atol=0.02)
     assert model.options["variant"] == "ensemble" and unc["n_models"] == 8
+    np.testing.assert_array_equal(model.uncertainty["upper"], unc["upper"])
 
 
 def test_intervals_in_equations_figure_and_save_load(ensemble, tmp_path):
