@@ -176,6 +176,10 @@ def test_fit_many_table():
     ):
         assert col in table.columns, col
     assert (table["survivors_actual"] == "s0,s2").all()
+    # predicted by dynafit.survivors, integrated to the config's end of training
+    assert {"survivors_predicted", "survivor_precision", "survivor_recall"} <= set(table.columns)
+    lv = table[table["family"] == "lotka_volterra"]
+    assert lv["survivors_predicted"].notna().all() and lv["survivor_recall"].between(0, 1).all()
     assert (table.loc[table["family"] == "lotka_volterra", "rollout_r2"] > 0.99).all()
     # a family that cannot apply to a run is a row, not an error
     table = dynafit.fit_many(shifted, ("lotka_volterra", "linear"))
@@ -228,3 +232,15 @@ def test_refine_and_ensemble_variants():
     assert dynafit.uncertainty(sindy["model"]) is not None
     with pytest.raises(ValueError, match="ensemble"):
         dynafit.compare(traj, ("linear",), ensemble=1)
+
+
+@pytest.mark.slow
+def test_fit_many_local_processes_give_the_same_table():
+    from dynafit._executors import LocalExecutor
+
+    traj, _ = lv_trajectory(noise=0.01)
+    plain = dynafit.fit_many(traj, ("linear", "lotka_volterra"))
+    with LocalExecutor(2) as ex:
+        spread = dynafit.fit_many(traj, ("linear", "lotka_volterra"), executor=ex)
+    cols = [c for c in plain.columns if c != "model"]
+    pd.testing.assert_frame_equal(plain[cols], spread[cols], rtol=1e-6)
