@@ -257,11 +257,12 @@ def _pooled_score(model: Any, traj: Trajectory, score_kw: Mapping[str, Any]) -> 
 
 def _pooled_information(model: Any, traj: Trajectory) -> tuple[float, float]:
     """AIC and BIC of the derivative residuals of every run together, with the fit's own
-    derivative estimate (as ``dynafit._score`` computes them per run)."""
+    derivative estimate (as ``dynafit._score`` computes them per run), the variance
+    floored at the mean over runs of the derivative estimate's error variance."""
     import jax.numpy as jnp
 
     from ._derivatives import differentiate
-    from ._fit import information_criteria
+    from ._fit import derivative_error_variance, information_criteria
 
     method = model.options.get("derivative", "centered")
     order = int(model.options.get("order", 2))
@@ -273,7 +274,10 @@ def _pooled_information(model: Any, traj: Trajectory) -> tuple[float, float]:
     resid = dxdt[:, rows] - f[:, rows]
     if not np.all(np.isfinite(resid)):
         return math.inf, math.inf
-    return information_criteria(resid, model.n_terms)
+    window = model.options.get("window")
+    with np.errstate(all="ignore"):
+        floor = float(np.mean(derivative_error_variance(x, traj.t, method, order, window, dxdt)))
+    return information_criteria(resid, model.n_terms, floor)
 
 
 def _refine_available() -> Callable[..., Any] | None:

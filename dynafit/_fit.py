@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pysindy as ps
+import sklearn
 from threadpoolctl import threadpool_limits
 
 from ._derivatives import check_method, differentiate, resolve
@@ -28,7 +29,9 @@ CRITERIA = ("holdout", "aic", "bic")
 
 #: extra keyword options of :func:`fit` and their defaults
 DEFAULT_OPTIONS: dict[str, Any] = {
-    "order": 2,  # finite-difference order ("centered", "smoothed")
+    # finite-difference order ("centered", "smoothed"); None: 4 where derivative "auto"
+    # finds clean data (centred differences), 2 otherwise
+    "order": None,
     "window": None,  # Savitzky-Golay window for "smoothed" (default 11)
     "holdout": 0.2,  # fraction of every run's end held out for the sweep
     "n_thresholds": 24,  # size of the automatic threshold grid
@@ -61,7 +64,7 @@ def fit(
     """Fit one ODE model of ``family`` to ``traj`` (one run, or a batch pooled into one model).
 
     - ``derivative``: "auto" (default: "smoothed" when the data look noisy, else
-      "centered"), "centered" (pysindy FiniteDifference, ``order=2``), "forward" (the
+      "centered" of order 4), "centered" (pysindy FiniteDifference, ``order=2``), "forward" (the
       paper's x[t+1] - x[t]), "smoothed" (Savitzky-Golay first), "finite_difference".
       The method used is recorded as ``model.options["derivative"]``.
     - ``optimizer``: "stlsq" (default), "sr3" (L0), "ensemble" (bagged STLSQ, median).
@@ -107,6 +110,12 @@ def fit(
     fam.validate(traj.x, traj.names)
     requested = derivative
     derivative = resolve(derivative, traj.x, traj.t)
+    if opts["order"] is None:
+        # clean data: a fourth-order difference, whose truncation error is too small to
+        # buy spurious terms (for a linear system the second-order error, h^2/6 A^3 x,
+        # lies in the library's span and would densify A)
+        clean = requested == "auto" and derivative == "centered" and traj.n_times >= 11
+        opts["order"] = 4 if clean else 2
     data = _Data.build(traj, fam, derivative, opts)
 
     record = {
@@ -253,7 +262,9 @@ class _Data:
     def __init__(
         self, field: VectorField, all_: _Rows, train: _Rows, test: _Rows, per_equation: bool
     ):
-        self.floor = 0.0
+        self._qr: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.floor = 0.0  # systematic derivative error, fraction of variance (selection)
+        self.noise_var = 0.0  # derivative error variance (information criteria's floor)
         self.field = field
         self.all, self.train, self.test = all_, train, test
         self.n_lib = field.n_terms
@@ -272,6 +283,8 @@ class _Data:
     def build(cls, traj: Trajectory, fam: AbstractFamily, derivative: str, opts: dict) -> _Data:
         x = traj.x if traj.is_batch else traj.x[None]
         R, T, m = x.shape
+        if opts.get("order") is None:
+            opts = {**opts, "order": 2}
         field = vector_field(fam, m)
         dxdt = differentiate(x, traj.t, derivative, order=opts["order"], window=opts["window"])
         theta = field.theta_np(x)
@@ -313,6 +326,13 @@ class _Data:
         data = cls(field, all_, train, test, per_equation)
         idx = keep[np.flatnonzero(is_test)]
         data.floor = derivative_error_floor(x, traj.t, dxdt, derivative, opts, idx)
+        data.noise_var = float(
+            np.mean(
+                derivative_error_variance(
+                    x, traj.t, derivative, opts["order"], opts["window"], dxdt=dxdt
+                )
+            )
+        )
         return data
 
     def regress(
@@ -324,6 +344,8 @@ class _Data:
         scaled: bool = False,
     ) -> np.ndarray:
         """Coefficients (m, n_lib) for one threshold (in scaled units when ``scaled``)."""
+        # the data's own parts keep their factorisation across thresholds
+        part = next((n for n in ("all", "train", "test") if getattr(self, n) is rows), None)
         if self.per_equation:
             coef = np.concatenate(
                 [
@@ -333,25 +355,57 @@ class _Data:
                         threshold,
                         optimizer,
                         opts,
+                        key=(part, i) if part else None,
                     )
                     for i in range(rows.dxdt.shape[1])
                 ]
             )
         else:
             coef = self._solve(
-                rows.theta / self.col_scale[0], rows.y / self.y_scale, threshold, optimizer, opts
+                rows.theta / self.col_scale[0],
+                rows.y / self.y_scale,
+                threshold,
+                optimizer,
+                opts,
+                key=(part, None) if part else None,
             )
         if scaled:
             return coef
         return coef * self.y_scale[:, None] / self.col_scale
 
-    @staticmethod
-    def _solve(X: np.ndarray, Y: np.ndarray, threshold: float, optimizer: str, opts: dict):
+    def _reduced(self, X: np.ndarray, Y: np.ndarray, key: tuple | None):
+        """(R, Q^T Y) of the thin QR factorisation X = Q R (cached for the data's own parts).
+
+        ||Y - X W||^2 = ||Q^T Y - R W||^2 + const, so every least-squares, ridge and
+        thresholding step of STLSQ gives the same coefficients on the n x n problem as on
+        the N x n one; the sweep factorises each library once instead of regressing on
+        all its rows at every threshold and iteration.
+        """
+        hit = self._qr.get(key) if key is not None else None
+        if hit is None:
+            Q, R = np.linalg.qr(X)
+            hit = (np.ascontiguousarray(R), np.ascontiguousarray(Q.T @ Y))
+            if key is not None:
+                self._qr[key] = hit
+        return hit
+
+    def _solve(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        threshold: float,
+        optimizer: str,
+        opts: dict,
+        key: tuple | None = None,
+    ):
         """One pysindy fit of Y (N, k) on X (N, n); coefficients (k, n)."""
         alpha = opts["alpha"] * X.shape[0]
         stlsq = dict(threshold=threshold, alpha=alpha, max_iter=opts["max_iter"])
         if optimizer == "stlsq":
-            opt = ps.STLSQ(**stlsq)
+            if X.shape[0] > 2 * X.shape[1] and np.all(np.isfinite(X)) and np.all(np.isfinite(Y)):
+                X, Y = self._reduced(X, Y, key)
+            # float64 and finite (checked above): no sklearn input checks per call
+            opt = ps.STLSQ(**stlsq, ridge_kw={"check_input": False})
         elif optimizer == "sr3":
             nu = opts["nu"]
             opt = ps.SR3(
@@ -368,7 +422,13 @@ class _Data:
         # small regressions run faster on one BLAS thread (and do not fight other work)
         threads = 1 if X.size < 4_000_000 else None
         try:
-            with warnings.catch_warnings(), threadpool_limits(threads):
+            # inputs are checked once on construction: sklearn need not re-validate the
+            # arguments of every ridge and least-squares call inside the optimiser
+            with (
+                warnings.catch_warnings(),
+                threadpool_limits(threads),
+                sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
+            ):
                 warnings.simplefilter("ignore")
                 opt.fit(X, Y)
         finally:
@@ -392,7 +452,34 @@ class _Data:
         return err, se
 
     def information(self, xi: np.ndarray, rows: _Rows) -> tuple[float, float]:
-        return information_criteria(rows.dxdt - self.predict(xi, rows), int(np.count_nonzero(xi)))
+        return information_criteria(
+            rows.dxdt - self.predict(xi, rows), int(np.count_nonzero(xi)), self.noise_var
+        )
+
+
+def _error_parts(
+    x: np.ndarray, t: np.ndarray, dxdt: np.ndarray, method: str, order: int, window, rows
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per variable: systematic error^2 of ``dxdt`` (truncation or smoothing), its noise
+    error^2 (sigma^2 times the method's white-noise gain), and the variance of ``dxdt``,
+    averaged over runs and ``rows``. None when the series is too short to tell."""
+    R, T, m = x.shape
+    ref_order = (2 if method == "forward" else int(order)) + 2
+    if T < ref_order + 2 or T < 8:
+        return None
+    # smoothed data are compared with a higher-order difference of the same smoothing
+    ref_method = "smoothed" if method == "smoothed" else "centered"
+    ref = differentiate(x, t, ref_method, order=ref_order, window=window)
+    sq = ((dxdt - ref)[:, rows] ** 2).mean(axis=(0, 1))
+    d4 = np.diff(x, n=4, axis=1)
+    sigma2 = (d4**2).mean(axis=(0, 1)) / 70.0  # var(4th difference of white noise) = 70
+    w = np.random.default_rng(0).normal(size=(T, 16))
+    own = differentiate(w, t, method, order=order, window=window)
+    diff = own - differentiate(w, t, ref_method, order=ref_order, window=window)
+    gain_diff = float((diff[rows] ** 2).mean())
+    gain_own = float((own[rows] ** 2).mean())
+    systematic = np.maximum(sq - sigma2 * gain_diff, 0.0)
+    return systematic, sigma2 * gain_own, dxdt[:, rows].var(axis=(0, 1))
 
 
 def derivative_error_floor(
@@ -411,32 +498,65 @@ def derivative_error_floor(
     is removed, leaving the truncation or smoothing error that a dense library can fit but
     a correct sparse model cannot. Averaged over variables on the held-out ``rows``.
     """
-    R, T, m = x.shape
-    ref_order = (2 if method == "forward" else int(opts["order"])) + 2
-    if T < ref_order + 2 or T < 8:
+    parts = _error_parts(x, t, dxdt, method, int(opts["order"]), opts["window"], rows)
+    if parts is None:
         return 0.0
-    # smoothed data are compared with a higher-order difference of the same smoothing
-    ref_method = "smoothed" if method == "smoothed" else "centered"
-    ref = differentiate(x, t, ref_method, order=ref_order, window=opts["window"])
-    sq = ((dxdt - ref)[:, rows] ** 2).mean(axis=(0, 1))
-    d4 = np.diff(x, n=4, axis=1)
-    sigma2 = (d4**2).mean(axis=(0, 1)) / 70.0  # var(4th difference of white noise) = 70
-    w = np.random.default_rng(0).normal(size=(T, 16))
-    gain_w = differentiate(w, t, method, order=opts["order"], window=opts["window"])
-    gain_w = gain_w - differentiate(w, t, ref_method, order=ref_order, window=opts["window"])
-    gain = float((gain_w[rows] ** 2).mean())
-    var = dxdt[:, rows].var(axis=(0, 1))
+    systematic, _, var = parts
     var = np.where(var > 0, var, 1.0)
-    return float(np.mean(np.maximum(sq - sigma2 * gain, 0.0) / var))
+    return float(np.mean(systematic / var))
 
 
-def information_criteria(residuals: np.ndarray, k: int) -> tuple[float, float]:
-    """AIC and BIC of Gaussian residuals (n = residuals.size, k parameters)."""
+def derivative_error_variance(
+    x: np.ndarray,
+    t: np.ndarray,
+    method: str,
+    order: int = 2,
+    window: int | None = None,
+    dxdt: np.ndarray | None = None,
+) -> np.ndarray:
+    """The noise floor of derivative residuals: estimated mean squared error of the
+    derivative estimate itself, per run (``x``: (T, m) -> scalar array, (R, T, m) -> (R,)).
+
+    Systematic part (truncation or smoothing error, against a higher-order difference)
+    plus noise part (measurement noise from fourth differences of ``x``, through the
+    method's white-noise gain), averaged over variables. No model can be told apart from
+    the truth by fitting the derivative estimate more closely than this: that is the
+    variance below which :func:`information_criteria` grants no likelihood.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    single = x.ndim == 2
+    x = x[None] if single else x
+    R, T, m = x.shape
+    if dxdt is None:
+        dxdt = differentiate(x, t, method, order=order, window=window)
+    rows = np.arange(T - 1) if method == "forward" else np.arange(T)
+    out = np.zeros(R)
+    for r in range(R):
+        parts = _error_parts(x[r : r + 1], t, dxdt[r : r + 1], method, order, window, rows)
+        if parts is not None:
+            out[r] = float(np.mean(parts[0] + parts[1]))
+    out = np.where(np.isfinite(out), out, 0.0)
+    return out[0] if single else out
+
+
+def information_criteria(residuals: np.ndarray, k: int, floor: float = 0.0) -> tuple[float, float]:
+    """AIC and BIC of Gaussian residuals (n = residuals.size, k parameters).
+
+    ``-2 log L = n (log(2 pi sigma^2) + 1)`` with ``sigma^2 = max(RSS / n, floor)``:
+    ``floor`` is the variance of the derivative estimate's own error
+    (:func:`derivative_error_variance`). Residuals smaller than the error of the data
+    they are measured against carry no information, so terms that only fit below the
+    floor earn no likelihood and still pay their ``2 k`` (AIC) or ``k log n`` (BIC). This
+    is what keeps a dense library from winning on noise-free data, where the
+    finite-difference truncation error is smooth and partly fittable; with
+    ``floor = 0`` it is the plain Gaussian criterion.
+    """
     n = residuals.size
     rss = float(np.sum(np.asarray(residuals, dtype=np.float64) ** 2))
     if not np.isfinite(rss):
         return float("inf"), float("inf")
-    rss = max(rss, np.finfo(np.float64).tiny * n)
+    floor = float(floor) if np.isfinite(floor) and floor > 0 else 0.0
+    rss = max(rss, np.finfo(np.float64).tiny * n, floor * n)
     nll2 = n * (np.log(2 * np.pi * rss / n) + 1)
     return float(nll2 + 2 * k), float(nll2 + k * np.log(n))
 

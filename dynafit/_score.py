@@ -10,7 +10,11 @@ Keys (DESIGN.md, "Settled details"):
 - ``rollout_r2``: R^2 on states, integrating from the first state over the window;
   ``rmse``: that rollout's RMSE over all variables.
 - ``n_terms``: non-zero coefficients; ``aic``, ``bic``: Gaussian likelihood of the
-  derivative residuals, n = T * m (times runs in a pooled fit), k = n_terms.
+  derivative residuals, n = T * m (times runs in a pooled fit), k = n_terms, with the
+  variance floored at the derivative estimate's own error variance
+  (``dynafit._fit.derivative_error_variance``: truncation or smoothing error plus
+  measurement noise): fitting the derivative estimate more closely than it is known
+  earns no likelihood, so on clean data a dense library's extra terms only cost.
 - ``diverged``: the rollout failed or left the finite numbers.
 - With ``horizon=`` (the last ``horizon`` time units of ``traj`` are held out) or
   ``forecast=`` (a Trajectory continuing ``traj``): ``forecast_r2``, ``forecast_rmse``,
@@ -35,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._derivatives import differentiate
-from ._fit import information_criteria
+from ._fit import derivative_error_variance, information_criteria
 from ._model import Model, rollout
 from ._trajectory import Trajectory
 
@@ -149,7 +153,9 @@ def score_many(
     step = np.diff(X, axis=1)
     onestep_r2 = r2(step, f[:, :-1] * np.diff(traj.t)[None, :, None])
     resid = dxdt[:, rows] - f[:, rows]
-    ics = [information_criteria(resid[r], int(n_terms[r])) for r in range(R)]
+    with np.errstate(all="ignore"):
+        floors = derivative_error_variance(X, traj.t, method, order, window, dxdt=dxdt)
+    ics = [information_criteria(resid[r], int(n_terms[r]), floors[r]) for r in range(R)]
     aic = np.array([a for a, _ in ics])
     bic = np.array([b for _, b in ics])
 

@@ -100,14 +100,6 @@ def test_bad_arguments():
 
 
 # ------------------------------------------------------------------ acceptance
-_CLEAN_XFAIL = pytest.mark.xfail(
-    reason="core: on noise-free data the default polynomial fit keeps finite-difference "
-    "truncation terms (its threshold sweep jumps from ~30-40 terms to ~10, never the true "
-    "support), and its BIC beats the true family by far more than 10",
-    strict=False,
-)
-
-
 def _lv4(noise):
     return lv_trajectory(n=4, noise=noise)
 
@@ -119,13 +111,11 @@ def _linear10(noise):
 @pytest.mark.parametrize(
     "system, truth, noise",
     [
-        pytest.param(_lv4, "lotka_volterra", 0.0, id="lv4-0", marks=_CLEAN_XFAIL),
+        pytest.param(_lv4, "lotka_volterra", 0.0, id="lv4-0"),
         pytest.param(_lv4, "lotka_volterra", 0.01, id="lv4-1%"),
         pytest.param(_lv4, "lotka_volterra", 0.05, id="lv4-5%"),
         # 10 variables: the polynomial library has 66 columns; second stage (slow)
-        pytest.param(
-            _linear10, "linear", 0.0, id="linear10-0", marks=[pytest.mark.slow, _CLEAN_XFAIL]
-        ),
+        pytest.param(_linear10, "linear", 0.0, id="linear10-0", marks=pytest.mark.slow),
         pytest.param(_linear10, "linear", 0.01, id="linear10-1%", marks=pytest.mark.slow),
         pytest.param(_linear10, "linear", 0.05, id="linear10-5%", marks=pytest.mark.slow),
     ],
