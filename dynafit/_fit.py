@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pysindy as ps
+import scipy.linalg
 import sklearn
 from threadpoolctl import threadpool_limits
 
@@ -405,7 +406,9 @@ class _Data:
             if X.shape[0] > 2 * X.shape[1] and np.all(np.isfinite(X)) and np.all(np.isfinite(Y)):
                 X, Y = self._reduced(X, Y, key)
             # float64 and finite (checked above): no sklearn input checks per call
-            opt = ps.STLSQ(**stlsq, ridge_kw={"check_input": False})
+            # unbiased below, one least-squares solve per distinct support (as pysindy's
+            # own unbias step, without a scikit-learn estimator per target)
+            opt = ps.STLSQ(**stlsq, ridge_kw={"check_input": False}, unbias=False)
         elif optimizer == "sr3":
             nu = opts["nu"]
             opt = ps.SR3(
@@ -434,6 +437,8 @@ class _Data:
         finally:
             np.random.set_state(state)
         coef = np.asarray(opt.coef_, dtype=np.float64).reshape(Y.shape[1], X.shape[1])
+        if optimizer == "stlsq":
+            coef = _unbias(X, Y, np.abs(coef) > 1e-14)
         return np.where(np.isfinite(coef), coef, 0.0)
 
     def predict(self, xi: np.ndarray, rows: _Rows) -> np.ndarray:
@@ -559,6 +564,21 @@ def information_criteria(residuals: np.ndarray, k: int, floor: float = 0.0) -> t
     rss = max(rss, np.finfo(np.float64).tiny * n, floor * n)
     nll2 = n * (np.log(2 * np.pi * rss / n) + 1)
     return float(nll2 + 2 * k), float(nll2 + k * np.log(n))
+
+
+def _unbias(X: np.ndarray, Y: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Least squares of each target on its own support (pysindy's unbias step), solved
+    once per distinct support with every target sharing it as a right-hand side."""
+    coef = np.zeros(support.shape)
+    groups: dict[bytes, list[int]] = {}
+    for i, row in enumerate(support):
+        if row.any():
+            groups.setdefault(row.tobytes(), []).append(i)
+    for idx in groups.values():
+        cols = support[idx[0]]
+        sol = scipy.linalg.lstsq(X[:, cols], Y[:, idx], check_finite=False)[0]
+        coef[np.ix_(idx, np.flatnonzero(cols))] = sol.T
+    return coef
 
 
 def _rms(a: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from sklearn.metrics import r2_score
 
 import dynafit
 from dynafit._derivatives import differentiate
-from dynafit._fit import information_criteria
+from dynafit._fit import derivative_error_variance, information_criteria
 from dynafit._score import SCORE_KEYS, r2, score_many
 
 
@@ -114,19 +114,48 @@ def test_score_bad_input(lv):
 
 def derivative_bic(model, traj):
     """BIC of the derivative residuals, pooled over runs (as score's bic, without rollouts)."""
-    dxdt = differentiate(traj.x, traj.t, model.options["derivative"])
+    method, order = model.options["derivative"], model.options["order"]
+    dxdt = differentiate(traj.x, traj.t, method, order=order)
     resid = dxdt - np.asarray(model.rhs(0.0, traj.x), dtype=float)
-    return information_criteria(resid, model.n_terms)[1]
+    floor = derivative_error_variance(traj.x, traj.t, method, order).mean()
+    return information_criteria(resid, model.n_terms, floor)[1]
+
+
+def test_information_criteria_floor():
+    rng = np.random.default_rng(0)
+    small = 1e-3 * rng.normal(size=(200, 3))
+    tiny = 1e-5 * rng.normal(size=(200, 3))
+    n = small.size
+    # without a floor, the smaller residual wins by far
+    assert information_criteria(tiny, 8)[1] < information_criteria(small, 4)[1] - 1000
+    # below the floor, residuals carry no likelihood: equal fit, so more terms lose
+    floor = 1e-6
+    a4, b4 = information_criteria(small, 4, floor)
+    a8, b8 = information_criteria(tiny, 8, floor)
+    assert b8 - b4 == pytest.approx(4 * np.log(n)) and a8 - a4 == pytest.approx(8)
+    # above the floor it is the plain Gaussian criterion
+    assert information_criteria(small, 4, 1e-9) == information_criteria(small, 4)
+    # the floor estimate: finite differences of clean data have a small truncation error;
+    # noise of standard deviation s raises it by about s^2 times the difference's gain
+    t = np.linspace(0, 10, 401)
+    x = np.stack([np.sin(t), np.cos(0.5 * t)], axis=1)
+    clean = derivative_error_variance(x, t, "centered", 2)
+    noisy = derivative_error_variance(x + 1e-3 * rng.normal(size=x.shape), t, "centered", 2)
+    assert 0 <= clean < 1e-4 and noisy > 10 * clean
 
 
 def test_right_family_has_the_best_bic():
     # compare-free version of "the right family wins": BIC of each family's own fit;
     # within 10 of the best, the smaller library wins (linear = lotka_volterra < polynomial)
-    # with 1 % noise (on clean data the derivative BIC lets polynomial fit truncation error)
-    lin, _ = linear_traj(4, seed=2, noise=0.01)
-    lvt, _ = lv_traj(3, seed=1, noise=0.01)
-    shift = dynafit.Trajectory(lin.t, lin.x - lin.x.min() + 1.0)  # positive, for lotka_volterra
-    for traj, right in ((shift, "linear"), (lvt, "lotka_volterra")):
+    # with 1 % noise and without (the variance floor keeps polynomial from buying
+    # finite-difference truncation error with extra terms on clean data)
+    cases = []
+    for noise in (0.0, 0.01):
+        lin, _ = linear_traj(4, seed=2, noise=noise)
+        lvt, _ = lv_traj(3, seed=1, noise=noise)
+        shift = dynafit.Trajectory(lin.t, lin.x - lin.x.min() + 1.0)  # positive, for LV
+        cases += [(shift, "linear"), (lvt, "lotka_volterra")]
+    for traj, right in cases:
         families = ("linear", "lotka_volterra", "polynomial")
         bic = {fam: derivative_bic(dynafit.fit(traj, fam), traj) for fam in families}
         best = min(bic.values())
