@@ -136,7 +136,8 @@ NB1 = [
         model = dense if not dense.score(early)["diverged"] else auto
         for eq in model.equations(digits=2):
             if str(eq.lhs.args[0]) in survivors[:2]:
-                print(eq, end="\n\n")
+                print(eq)
+                print()
         """
     ),
     md("Rollouts from the first state against the data, for the survivors and a few others."),
