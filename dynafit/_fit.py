@@ -18,7 +18,7 @@ import pandas as pd
 import pysindy as ps
 import scipy.linalg
 import sklearn
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._derivatives import check_method, differentiate, resolve
 from ._model import Model, VectorField, vector_field
@@ -429,7 +429,7 @@ class _Data:
             # arguments of every ridge and least-squares call inside the optimiser
             with (
                 warnings.catch_warnings(),
-                threadpool_limits(threads),
+                _threadpools().limit(limits=threads),
                 sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
             ):
                 warnings.simplefilter("ignore")
@@ -564,6 +564,16 @@ def information_criteria(residuals: np.ndarray, k: int, floor: float = 0.0) -> t
     rss = max(rss, np.finfo(np.float64).tiny * n, floor * n)
     nll2 = n * (np.log(2 * np.pi * rss / n) + 1)
     return float(nll2 + 2 * k), float(nll2 + k * np.log(n))
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _threadpools() -> ThreadpoolController:
+    """One threadpoolctl controller per process (finding the BLAS libraries costs ~ms)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 def _unbias(X: np.ndarray, Y: np.ndarray, support: np.ndarray) -> np.ndarray:
