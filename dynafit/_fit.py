@@ -21,7 +21,7 @@ import sklearn
 from threadpoolctl import ThreadpoolController
 
 from ._derivatives import check_method, differentiate, resolve
-from ._model import Model, VectorField, vector_field
+from ._model import Model, VectorField, rollout, vector_field
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
 
@@ -48,6 +48,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # g_i(x) theta(x), equation by equation (noise stays additive); "per_capita" regresses
     # (dx_i/dt) / g_i(x) on theta(x) (noise is amplified where g_i is small)
     "weighting": "derivative",
+    # holdout sweep: only candidates whose rollout over the fitted window stays finite
+    # (from every run's first state) may be selected; recorded as sweep["rollout_finite"]
+    "check_rollout": True,
 }
 
 
@@ -170,9 +173,27 @@ def fit(
     sweep = pd.DataFrame(
         rows, columns=["threshold", "n_terms", "heldout_error", "heldout_se", "aic", "bic"]
     )
+    check = criterion == "holdout" and bool(opts["check_rollout"])
     if criterion == "holdout":
         sweep["criterion"] = sweep["heldout_error"]
-        pick, tol = select(sweep, opts["tolerance"], opts["abs_tolerance"], data.floor)
+        eligible = np.ones(len(sweep), dtype=bool)
+        if check:
+            # a model whose own rollout blows up over the data it was fitted on is no
+            # model of those data, however well it fits derivatives: select among the
+            # candidates that integrate (all of them when none does)
+            # (judged on each threshold's refit on all the data: the model returned)
+            refits = [data.regress(data.all, thr, optimizer, opts) for thr in grid]
+            sweep["rollout_finite"] = _rollout_finite(data.field, refits, traj)
+            if sweep["rollout_finite"].any():
+                eligible = sweep["rollout_finite"].to_numpy()
+        idx = np.flatnonzero(eligible)
+        sub, tol = select(
+            sweep.iloc[idx].reset_index(drop=True),
+            opts["tolerance"],
+            opts["abs_tolerance"],
+            data.floor,
+        )
+        pick = int(idx[sub])
         record["selection_tolerance"] = tol
         record["derivative_error_floor"] = data.floor
     else:
@@ -181,7 +202,39 @@ def fit(
     sweep["selected"] = np.arange(len(sweep)) == pick
     thr = _plateau_middle(sweep, pick)
     xi = data.regress(data.all, thr, optimizer, opts)
+    if check and sweep["rollout_finite"].iloc[pick] and thr != grid[pick]:
+        # the refit at the plateau's middle must integrate too; else the selected
+        # threshold itself (whose refit does)
+        if not _rollout_finite(data.field, [xi], traj)[0]:
+            thr = float(grid[pick])
+            xi = refits[pick]
     return Model(fam, traj.names, xi, {**record, "threshold": thr}, sweep)
+
+
+def _rollout_finite(field: VectorField, fits: list[np.ndarray], traj: Trajectory) -> np.ndarray:
+    """Per coefficient matrix: does its rollout from every run's first state stay finite
+    (and within the solver's blow-up bound) over the fitted window?
+
+    Identical matrices are integrated once; all of them in ONE vmapped integration, padded
+    to a power-of-two batch so that repeated calls reuse the compiled solver.
+    """
+    x = traj.x if traj.is_batch else traj.x[None]
+    R = x.shape[0]
+    keys: dict[bytes, int] = {}
+    which = np.array([keys.setdefault(xi.tobytes(), len(keys)) for xi in fits])
+    uniq = [None] * len(keys)
+    for xi, k in zip(fits, which):
+        uniq[k] = xi
+    xis = np.repeat(np.stack(uniq), R, axis=0)  # (U * R, m, n)
+    x0 = np.tile(x[:, 0, :], (len(uniq), 1))
+    n = xis.shape[0]
+    size = 1 << max(0, int(np.ceil(np.log2(n))))
+    pad = np.arange(size) % n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, ok = rollout(field, xis[pad], x0[pad], traj.t)
+    ok = np.asarray(ok[:n]).reshape(len(uniq), R).all(axis=1)
+    return ok[which]
 
 
 def select(
