@@ -33,6 +33,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+def ensure_writable_dir(out: str | os.PathLike) -> Path:
+    """Create the folder ``out`` if needed and prove it writable; a ``ValueError`` otherwise."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+    return out
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

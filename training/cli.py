@@ -10,12 +10,12 @@ reports a finished one; a different config into a non-empty folder is refused un
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from dynafit._io import ensure_writable_dir
 
 from .config import DTYPES, TrainConfig, parse_seeds
 
@@ -79,19 +79,6 @@ def _freqs(values: list[str]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _check_out(out: Path) -> None:
-    """The folder exists or can be made, and we can write files in it."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -120,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ).validate()
         seeds = parse_seeds(args.seeds)
         out = Path(args.out)
-        _check_out(out)
+        ensure_writable_dir(out)
         resume = _check_existing(out, config, seeds, args.overwrite)
     except ValueError as err:
         print(f"dynafit train: error: {err}", file=sys.stderr)

@@ -39,7 +39,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -48,7 +47,7 @@ from typing import Any
 
 import dynafit
 from dynafit._executors import AbstractExecutor, make_executor, require_ray
-from dynafit._io import load_json, save_json
+from dynafit._io import ensure_writable_dir, load_json, save_json
 
 from .config import TrainConfig, parse_seeds
 
@@ -354,19 +353,7 @@ def _task_env(config: TrainConfig) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------- the folder
-def check_out_dir(out: str | os.PathLike) -> Path:
-    """Create ``out`` if needed and prove it writable; a ``ValueError`` otherwise."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
-    return out
+check_out_dir = ensure_writable_dir
 
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:
