@@ -34,7 +34,12 @@ from dynafit._executors import make_executor
 from dynafit._io import atomic_write, load_json, save_json
 
 from . import analysis
-from .sweep import load_experiments, run_experiments
+from .sweep import (
+    add_backend_arguments,
+    check_backend_arguments,
+    load_experiments,
+    run_experiments,
+)
 
 __all__ = ["SCALES", "analyse", "main", "reproduce", "spec_path", "write_report"]
 
@@ -482,21 +487,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cluster); smoke: about a minute (the notebook's setting)",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local")
-    parser.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster: 'auto' or HOST:PORT (default: RAY_ADDRESS, else a local cluster)",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="local worker processes")
+    add_backend_arguments(parser)
     parser.add_argument("--spec", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--overwrite", action="store_true", help="replace dynafit's files in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if args.address is not None and args.backend != "ray":
-        parser.error("--address needs --backend ray")
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be >= 1")
+    check_backend_arguments(parser, args)
     try:
         summary = reproduce(
             args.scale,

@@ -732,15 +732,8 @@ def summary_table(result: SweepResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``dynafit sweep SPEC.toml --out DIR [--backend local|ray] [--address ...]``."""
-    parser = argparse.ArgumentParser(
-        prog="dynafit sweep",
-        description="Train a grid of configs x seeds from a TOML spec, block by block, "
-        "locally or on Ray. Rerunning the same command resumes.",
-    )
-    parser.add_argument("spec", help="sweep spec (TOML)")
-    parser.add_argument("--out", required=True, help="output folder (one .npz per block)")
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, ``--address`` and ``--workers``, shared by ``sweep`` and ``reproduce``."""
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument(
         "--address",
@@ -754,6 +747,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="local worker processes, or CPUs of a local Ray cluster (default: all cores)",
     )
+
+
+def check_backend_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse combinations of the backend options that cannot mean anything."""
+    if args.address is not None and args.backend != "ray":
+        parser.error("--address needs --backend ray")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be >= 1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``dynafit sweep SPEC.toml --out DIR [--backend local|ray] [--address ...]``."""
+    parser = argparse.ArgumentParser(
+        prog="dynafit sweep",
+        description="Train a grid of configs x seeds from a TOML spec, block by block, "
+        "locally or on Ray. Rerunning the same command resumes.",
+    )
+    parser.add_argument("spec", help="sweep spec (TOML)")
+    parser.add_argument("--out", required=True, help="output folder (one .npz per block)")
+    add_backend_arguments(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -766,10 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated experiment names of a multi-experiment spec (default: all)",
     )
     args = parser.parse_args(argv)
-    if args.address is not None and args.backend != "ray":
-        parser.error("--address needs --backend ray")
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be >= 1")
+    check_backend_arguments(parser, args)
     try:
         results = run_experiments(
             args.spec,
