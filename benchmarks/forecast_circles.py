@@ -37,6 +37,12 @@ def main() -> None:
         t0 = time.perf_counter()
         base = dynafit.fit(train, "linear", derivative="forward")
         candidates["linear sindy"] = (base, time.perf_counter() - t0)
+        for family in ("linear", "lotka_volterra"):
+            t0 = time.perf_counter()
+            candidates[f"{family} sindy (defaults)"] = (
+                dynafit.fit(train, family),
+                time.perf_counter() - t0,
+            )
         t0 = time.perf_counter()
         candidates["linear refined"] = (
             dynafit.refine(base, train, steps=args.steps),

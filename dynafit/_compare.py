@@ -310,18 +310,22 @@ def compare(
     *,
     by: str = "bic",
     refine: bool = False,
+    stable: bool = False,
     horizon: float | None = None,
     forecast: Trajectory | None = None,
     tolerance: float | None = None,
     ensemble: int | None = None,
     refine_options: Mapping[str, Any] | None = None,
+    stable_options: Mapping[str, Any] | None = None,
     **fit_options: Any,
 ) -> pd.DataFrame:
     """Fit every family on the same data and return a leaderboard, best first.
 
     ``families``: names or ``AbstractFamily`` instances (or one comma-separated string).
     One row per family and variant (``"sindy"``; ``"refined"`` too with ``refine=True``,
-    from ``dynafit.refine``) with the columns ``rank, family, variant, status,
+    from ``dynafit.refine``; with ``stable=True`` one more linear row, variant
+    ``"stable"``, from ``dynafit.fit_stable(**stable_options)``: A Hurwitz by
+    construction, the variant meant for forecasting) with the columns ``rank, family, variant, status,
     n_library`` (candidate terms per equation), the scores of ``model.score``
     (``deriv_r2, onestep_r2, rollout_r2, rmse, n_terms, aic, bic, diverged``), then
     ``equations`` (text) and ``model`` (the Model, None when not applicable).
@@ -373,10 +377,24 @@ def compare(
         rows.append(_model_row(name, "sindy", model, _pooled_score(model, traj, score_kw)))
         if refine_fn is not None:
             rows.append(_refined_row(refine_fn, train, traj, name, model, score_kw, refine_options))
+    if stable:
+        rows.append(_stable_row(train, traj, score_kw, stable_options))
     board = pd.DataFrame(rows)
     board = rank(_columns(board), by, tolerance=tolerance)
     board.attrs["by"] = by
     return board
+
+
+def _stable_row(
+    train: Trajectory,
+    traj: Trajectory,
+    score_kw: Mapping[str, Any],
+    options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    from ._stable import fit_stable
+
+    model = fit_stable(train, **dict(options or {}))
+    return _model_row("linear", "stable", model, _pooled_score(model, traj, score_kw))
 
 
 def _refined_row(

@@ -26,6 +26,10 @@ from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
 
 OPTIMIZERS = ("stlsq", "sr3", "ensemble")
+#: evidence (BIC units per added term) for a denser candidate inside the held-out band:
+#: twice the "very strong" level of 10, because derivative residuals are serially
+#: correlated (smoothing, finite differences), which makes the plain BIC overconfident
+BIC_STEP = 20.0
 CRITERIA = ("holdout", "aic", "bic")
 
 #: extra keyword options of :func:`fit` and their defaults
@@ -48,9 +52,12 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # g_i(x) theta(x), equation by equation (noise stays additive); "per_capita" regresses
     # (dx_i/dt) / g_i(x) on theta(x) (noise is amplified where g_i is small)
     "weighting": "derivative",
-    # holdout sweep: only candidates whose rollout over the fitted window stays finite
-    # (from every run's first state) may be selected; recorded as sweep["rollout_finite"]
+    # holdout sweep: only candidates whose rollout over the fitted window (from every
+    # run's first state) stays finite and whose rollout R^2 is within ``rollout_slack`` of
+    # the best candidate's may be selected; recorded as sweep["rollout_finite"] and
+    # sweep["rollout_r2"]
     "check_rollout": True,
+    "rollout_slack": 0.1,
 }
 
 
@@ -178,14 +185,16 @@ def fit(
         sweep["criterion"] = sweep["heldout_error"]
         eligible = np.ones(len(sweep), dtype=bool)
         if check:
-            # a model whose own rollout blows up over the data it was fitted on is no
-            # model of those data, however well it fits derivatives: select among the
-            # candidates that integrate (all of them when none does)
-            # (judged on each threshold's refit on all the data: the model returned)
+            # a model whose own rollout blows up over the data it was fitted on, or
+            # strays much further from them than the best candidate's, is no model of
+            # those data, however well it fits derivatives: select among the candidates
+            # that integrate (all of them when none does), judged on each threshold's
+            # refit on all the data (the model returned)
             refits = [data.regress(data.all, thr, optimizer, opts) for thr in grid]
-            sweep["rollout_finite"] = _rollout_finite(data.field, refits, traj)
-            if sweep["rollout_finite"].any():
-                eligible = sweep["rollout_finite"].to_numpy()
+            finite, r2 = _rollout_quality(data.field, refits, traj)
+            sweep["rollout_finite"], sweep["rollout_r2"] = finite, r2
+            if finite.any():
+                eligible = finite & (r2 >= r2[finite].max() - float(opts["rollout_slack"]))
         idx = np.flatnonzero(eligible)
         sub, tol = select(
             sweep.iloc[idx].reset_index(drop=True),
@@ -203,17 +212,21 @@ def fit(
     thr = _plateau_middle(sweep, pick)
     xi = data.regress(data.all, thr, optimizer, opts)
     if check and sweep["rollout_finite"].iloc[pick] and thr != grid[pick]:
-        # the refit at the plateau's middle must integrate too; else the selected
+        # the refit at the plateau's middle must integrate as well; else the selected
         # threshold itself (whose refit does)
-        if not _rollout_finite(data.field, [xi], traj)[0]:
+        finite, r2 = _rollout_quality(data.field, [xi], traj)
+        if not (finite[0] and r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3):
             thr = float(grid[pick])
             xi = refits[pick]
     return Model(fam, traj.names, xi, {**record, "threshold": thr}, sweep)
 
 
-def _rollout_finite(field: VectorField, fits: list[np.ndarray], traj: Trajectory) -> np.ndarray:
+def _rollout_quality(
+    field: VectorField, fits: list[np.ndarray], traj: Trajectory
+) -> tuple[np.ndarray, np.ndarray]:
     """Per coefficient matrix: does its rollout from every run's first state stay finite
-    (and within the solver's blow-up bound) over the fitted window?
+    (and within the solver's blow-up bound) over the fitted window, and its rollout R^2
+    (uniform over variables, averaged over runs; -inf where not finite)?
 
     Identical matrices are integrated once; all of them in ONE vmapped integration, padded
     to a power-of-two batch so that repeated calls reuse the compiled solver.
@@ -232,9 +245,17 @@ def _rollout_finite(field: VectorField, fits: list[np.ndarray], traj: Trajectory
     pad = np.arange(size) % n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, ok = rollout(field, xis[pad], x0[pad], traj.t)
-    ok = np.asarray(ok[:n]).reshape(len(uniq), R).all(axis=1)
-    return ok[which]
+        ys, ok = rollout(field, xis[pad], x0[pad], traj.t)
+    ys, ok = ys[:n].reshape(len(uniq), R, *x.shape[1:]), np.asarray(ok[:n]).reshape(len(uniq), R)
+    data = np.asarray(x, dtype=np.float64)
+    var = data.var(axis=1)  # (R, m)
+    var = np.where(var > 0, var, 1.0)
+    with np.errstate(all="ignore"):
+        mse = ((ys - data[None]) ** 2).mean(axis=2)  # (U, R, m)
+        r2 = (1.0 - mse / var).mean(axis=(1, 2))
+    finite = ok.all(axis=1)
+    r2 = np.where(finite & np.isfinite(r2), r2, -np.inf)
+    return finite[which], r2[which]
 
 
 def select(
@@ -251,7 +272,10 @@ def select(
     unless a fixed relative ``tolerance`` is given. The standard error tracks the noise:
     clean data gets the small absolute floor (finite-difference truncation error no
     longer buys terms), noisy data a band as wide as its own uncertainty. Among the
-    accepted, fewest terms wins, then the lower error. Returns ``(index, tol)``.
+    accepted, fewest terms wins, then the lower error; a denser accepted candidate takes
+    its place when its BIC (a ``"bic"`` column, floored at the derivative's own error) is
+    lower by more than ``BIC_STEP`` per added term: a true term the band cannot resolve.
+    Returns ``(index, tol)``.
     """
     err = sweep["heldout_error"].to_numpy()
     se = sweep["heldout_se"].to_numpy()
@@ -264,7 +288,17 @@ def select(
     tol = float(max(abs_tolerance, spread, 2.0 * floor))
     ok = np.flatnonzero(finite & (err <= err[best] + tol))
     order = np.lexsort((err[ok], counts[ok]))
-    return int(ok[order[0]]), tol
+    pick = int(ok[order[0]])
+    if "bic" in sweep:
+        # held-out error cannot tell apart candidates inside its band; the (floored) BIC
+        # can, where a term the sparsest one lacks is strongly supported: step to a
+        # denser candidate of the band when it lowers BIC by more than BIC_STEP per term
+        bic = sweep["bic"].to_numpy()
+        for j in ok[order[1:]]:
+            extra = counts[j] - counts[pick]
+            if extra > 0 and bic[pick] - bic[j] > BIC_STEP * extra:
+                pick = int(j)
+    return pick, tol
 
 
 def _plateau_middle(sweep: pd.DataFrame, pick: int) -> float:

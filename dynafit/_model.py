@@ -293,12 +293,25 @@ class Model:
         return vector_field(self.family, self.n_vars)
 
     # -------------------------------------------------------------- equations
-    def equations(self, digits: int | None = None) -> list[sympy.Eq]:
+    def equations(self, digits: int | None = None, *, intervals: bool = False) -> list[Any]:
         """One ``Eq(Derivative(x_i, t), g_i(x) * sum_k Xi[i, k] theta_k(x))`` per variable.
 
         Coefficients are exact (the floats integrated) unless ``digits`` rounds them for
-        display.
+        display. ``intervals=True`` (a model from ``dynafit.fit_ensemble``) returns the
+        equations as text instead, each coefficient with its interval and inclusion
+        probability, ``dx0/dt = -0.5 [-0.52, -0.48] (p=1.00)*x0 + ...`` (``digits``
+        significant digits, 3 by default); a model without ensemble information
+        raises ``ValueError``.
         """
+        if intervals:
+            if self.uncertainty is None:
+                raise ValueError(
+                    "this model has no coefficient intervals; fit it with "
+                    "dynafit.fit_ensemble(traj, family, n_models=N) to get them"
+                )
+            from ._uncertainty import equations_with_intervals
+
+            return equations_with_intervals(self, 3 if digits is None else digits)
         terms, prefs, out = self.terms, self.prefactors, []
         for i, s in enumerate(self.symbols):
             parts = []

@@ -55,3 +55,24 @@ def test_stable_low_rank_and_bad_input(stable_model):
         dynafit.fit_stable(traj, eps=0.0)
     with pytest.raises(ValueError, match="steps"):
         dynafit.fit_stable(traj, steps=-1)
+
+
+def test_compare_adds_a_stable_linear_row():
+    traj, _ = _damped()
+    board = dynafit.compare(
+        traj,
+        ["linear"],
+        stable=True,
+        horizon=4.0,
+        stable_options={"steps": 20, "horizons": [10, 20, 40]},
+    )
+    assert sorted(zip(board["family"], board["variant"])) == [
+        ("linear", "sindy"),
+        ("linear", "stable"),
+    ]
+    row = board[board["variant"] == "stable"].iloc[0]
+    assert row["status"] == "ok" and not row["diverged"]
+    A = row["model"].coefficients[:, 1:]
+    assert np.linalg.eigvals(A).real.max() < 0
+    # fitted before the horizon, forecast over it: skill against holding the last value
+    assert np.isfinite(row["forecast_skill"]) and row["forecast_skill"] > 0.0

@@ -42,6 +42,11 @@ def test_intervals_in_equations_figure_and_save_load(ensemble, tmp_path):
     plain = dynafit.Model("linear", model.names, model.coefficients)
     assert dynafit.uncertainty(plain) is None
     assert dynafit.equations_with_intervals(plain)[0].startswith("dx0/dt = ")
+    # the Model's own equations show the same intervals on request
+    assert model.equations(intervals=True) == lines
+    assert model.equations(2, intervals=True) == dynafit.equations_with_intervals(model, 2)
+    with pytest.raises(ValueError, match="no coefficient intervals.*fit_ensemble"):
+        plain.equations(intervals=True)
 
 
 def test_ensemble_bad_input():
