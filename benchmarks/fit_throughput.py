@@ -83,13 +83,13 @@ def paper_baseline(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     return time.perf_counter() - start, np.array(one_step), np.array(rollout)
 
 
-def time_fit_many(traj, families, repeat: int):
+def time_fit_many(traj, families, repeat: int, executor=None):
     import dynafit
 
     times, table = [], None
     for _ in range(repeat):
         start = time.perf_counter()
-        table = dynafit.fit_many(traj, families)
+        table = dynafit.fit_many(traj, families, executor=executor)
         times.append(time.perf_counter() - start)
     return times, table
 
@@ -109,6 +109,13 @@ def main(argv=None) -> int:
     )
     p.add_argument("--repeat", type=int, default=2, help="timed calls (the first is cold)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also time the linear fits with the regressions in this many local worker "
+        "processes (fit_many's executor); 1 to skip",
+    )
     args = p.parse_args(argv)
 
     import jax
@@ -153,6 +160,18 @@ def main(argv=None) -> int:
         f"ratio paper / dynafit linear (warm, per run): {base_s / warm:.2f}x "
         f"({'dynafit faster' if warm < base_s else 'paper faster'}); cold: {base_s / times[0]:.2f}x"
     )
+
+    if args.workers > 1:
+        from dynafit._executors import make_executor
+
+        with make_executor("local", workers=args.workers) as executor:
+            times_p, _ = time_fit_many(traj, ["linear"], args.repeat, executor)
+        warm_p = min(times_p[1:]) if len(times_p) > 1 else times_p[0]
+        print(
+            f"dynafit linear, regressions in {args.workers} worker processes: cold "
+            f"{times_p[0]:.2f} s, warm {warm_p:.2f} s = {1e3 * warm_p / R:.1f} ms/run; ratio "
+            f"paper / dynafit {base_s / warm_p:.2f}x"
+        )
 
     families = [f for f in args.families.split(",") if f.strip()]
     if families:

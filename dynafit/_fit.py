@@ -351,6 +351,7 @@ class _Data:
         self, field: VectorField, all_: _Rows, train: _Rows, test: _Rows, per_equation: bool
     ):
         self._qr: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._dense_cache: dict[tuple, tuple[float, np.ndarray]] = {}
         self.floor = 0.0  # systematic derivative error, fraction of variance (selection)
         self.noise_var = 0.0  # derivative error variance (information criteria's floor)
         self.field = field
@@ -477,6 +478,23 @@ class _Data:
                 self._qr[key] = hit
         return hit
 
+    def _dense(self, X: np.ndarray, Y: np.ndarray, alpha: float, key: tuple | None):
+        """(smallest |ridge coefficient|, unbiased full-support fit) of a reduced problem,
+        cached per part of the data: every threshold up to that smallest coefficient gives
+        this same dense model, with no STLSQ iterations."""
+        if key is None:
+            return None
+        hit = self._dense_cache.get((key, alpha))
+        if hit is None:
+            n = X.shape[1]
+            ridge = scipy.linalg.solve(
+                X.T @ X + alpha * np.eye(n), X.T @ Y, assume_a="pos", check_finite=False
+            )
+            full = _unbias(X, Y, np.ones((Y.shape[1], n), dtype=bool))
+            hit = (float(np.abs(ridge).min()), np.where(np.isfinite(full), full, 0.0))
+            self._dense_cache[(key, alpha)] = hit
+        return hit
+
     def _solve(
         self,
         X: np.ndarray,
@@ -492,6 +510,11 @@ class _Data:
         if optimizer == "stlsq":
             if X.shape[0] > 2 * X.shape[1] and np.all(np.isfinite(X)) and np.all(np.isfinite(Y)):
                 X, Y = self._reduced(X, Y, key)
+                dense = self._dense(X, Y, alpha, key)
+                if dense is not None and threshold <= dense[0]:
+                    # no ridge coefficient is below the threshold: STLSQ keeps every
+                    # term and stops, and its unbiased result is the least-squares fit
+                    return dense[1]
             # float64 and finite (checked above): no sklearn input checks per call
             # unbiased below, one least-squares solve per distinct support (as pysindy's
             # own unbias step, without a scikit-learn estimator per target)

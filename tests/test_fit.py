@@ -145,3 +145,33 @@ def test_bad_data():
     )
     with pytest.raises(ValueError, match="'u'"):
         dynafit.fit(neg, "lotka_volterra")
+
+
+# the upper sizes: 30 variables (164 true of 930 linear terms), 8 species
+# (40 true of 72 terms); ~1 min together on 2 cores, second stage
+@pytest.mark.slow
+@pytest.mark.parametrize("noise, max_err, med_tol, max_tol", LINEAR_CASES)
+def test_sparse_linear_30_recovered(noise, max_err, med_tol, max_tol):
+    traj, true = linear_traj(30, seed=1, noise=noise)
+    model = dynafit.fit(traj, "linear")
+    missing, extra = support_errors(model, true)
+    assert missing + extra <= max_err, (missing, extra)
+    rel = rel_errors(model, true)[model.coefficients[true != 0] != 0]
+    assert np.median(rel) < med_tol and rel.max() < max_tol
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "noise, max_err, med_tol, max_tol",
+    # 8 species at 1 % noise: one weak interaction is off by ~12 %
+    [(0.0, 0, 1e-2, 2e-2), (0.01, 0, 0.02, 0.2), (0.05, 2, 0.1, None)],
+)
+def test_competitive_lv_8_recovered(noise, max_err, med_tol, max_tol):
+    traj, true = lv_traj(8, seed=0, noise=noise)
+    model = dynafit.fit(traj, "lotka_volterra")
+    missing, extra = support_errors(model, true)
+    assert missing + extra <= max_err, (missing, extra)
+    rel = rel_errors(model, true)[model.coefficients[true != 0] != 0]
+    assert np.median(rel) < med_tol
+    if max_tol is not None:
+        assert rel.max() < max_tol
