@@ -111,6 +111,9 @@ def fit(
         raise ValueError(f"n_terms must be a positive int, got {n_terms!r}")
     if not 0 < opts["holdout"] < 1:
         raise ValueError(f"holdout must be in (0, 1), got {opts['holdout']!r}")
+    slack = opts["rollout_slack"]
+    if isinstance(slack, bool) or not isinstance(slack, (int, float)) or not slack >= 0:
+        raise ValueError(f"rollout_slack must be a number >= 0 (R^2 units), got {slack!r}")
     if opts["weighting"] not in ("derivative", "per_capita"):
         raise ValueError(
             f"weighting must be 'derivative' or 'per_capita', got {opts['weighting']!r}"

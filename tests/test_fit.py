@@ -124,6 +124,8 @@ def test_batch_is_one_pooled_model():
         (dict(holdout=1.5), "holdout must be"),
         (dict(optimizer="ensemble", n_models=1), "n_models"),
         (dict(weighting="odd"), "weighting"),
+        (dict(rollout_slack=-0.1), "rollout_slack must be"),
+        (dict(rollout_slack="wide"), "rollout_slack must be"),
     ],
 )
 def test_bad_options(kwargs, match):
