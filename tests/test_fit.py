@@ -177,3 +177,24 @@ def test_competitive_lv_8_recovered(noise, max_err, med_tol, max_tol):
     assert np.median(rel) < med_tol
     if max_tol is not None:
         assert rel.max() < max_tol
+
+
+def test_select_sparsest_in_band_unless_bic_strongly_prefers_denser():
+    from dynafit._fit import BIC_STEP, select
+
+    sweep = pd.DataFrame(
+        {
+            "n_terms": [20, 12, 11, 8],
+            "heldout_error": [0.1630, 0.1604, 0.1639, 0.2300],
+            "heldout_se": [0.012] * 4,
+            "bic": [-8600.0, -8640.0, -8640.0 + 149.0, -7883.0],
+        }
+    )
+    # the band (best 0.1604 + one standard error) holds 20, 12 and 11 terms; 11 lacks a
+    # term worth 149 BIC: the 12-term candidate wins
+    assert select(sweep)[0] == 1
+    # weak evidence (under BIC_STEP per added term): the sparsest in the band
+    weak = sweep.assign(bic=[-8600.0, -8640.0, -8640.0 + 0.5 * BIC_STEP, -7883.0])
+    assert select(weak)[0] == 2
+    # without a bic column: the sparsest in the band; 8 terms is outside it
+    assert select(sweep.drop(columns="bic"))[0] == 2
