@@ -86,7 +86,10 @@ def fit(
     - ``n_terms``: instead of a threshold, the densest sweep point with at most this many
       non-zero coefficients (fitted on all data).
     - ``**options``: see ``DEFAULT_OPTIONS`` (order, window, holdout, n_thresholds,
-      thresholds, tolerance, abs_tolerance, alpha, max_iter, nu, n_models, seed).
+      thresholds, tolerance, abs_tolerance, alpha, max_iter, nu, n_models, seed,
+      weighting, check_rollout, rollout_slack). With the held-out sweep, only candidates
+      whose rollout over the window stays finite and within ``rollout_slack`` (R^2) of
+      the best candidate's are eligible (``check_rollout=False`` turns this off).
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
