@@ -224,6 +224,22 @@ def fit(
         if not (finite[0] and r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3):
             thr = float(grid[pick])
             xi = refits[pick]
+    if not np.any(xi) and sweep["n_terms"].max() > 0:
+        with_terms = sweep["n_terms"].to_numpy() > 0
+        rolls_worse = check and bool(
+            np.all(sweep["rollout_r2"].to_numpy()[with_terms] < sweep["rollout_r2"].iloc[pick])
+        )
+        why = (
+            "every candidate with terms rolls out further from the data than dx/dt = 0"
+            if rolls_worse
+            else "no candidate with terms predicts held-out derivatives better, within their noise"
+        )
+        warnings.warn(
+            f"family {fam.name!r}: the selected model has no terms (dx/dt = 0): {why}; "
+            "model.sweep shows the candidates, fit(..., n_terms=...) picks one by hand",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return Model(fam, traj.names, xi, {**record, "threshold": thr}, sweep)
 
 

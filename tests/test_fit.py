@@ -180,3 +180,11 @@ def test_select_sparsest_in_band_unless_bic_strongly_prefers_denser():
     assert select(weak)[0] == 2
     # without a bic column: the sparsest in the band; 8 terms is outside it
     assert select(sweep.drop(columns="bic"))[0] == 2
+
+
+def test_empty_selection_warns_and_says_why():
+    rng = np.random.default_rng(0)
+    traj = dynafit.Trajectory(np.arange(300.0), 5.0 + 0.1 * rng.normal(size=(300, 3)))
+    with pytest.warns(RuntimeWarning, match="no terms.*held-out derivatives.*n_terms="):
+        model = dynafit.fit(traj, "linear")
+    assert model.n_terms == 0 and model.sweep["n_terms"].max() > 0
