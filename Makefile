@@ -22,8 +22,10 @@ demo: $(STAMP)
 
 test: test-unit test-slow
 
+# two pytest workers, one file each at a time (module fixtures stay in one process):
+# much of the unit stage is single-threaded XLA compilation, so 2 cores overlap it
 test-unit: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests collected"; rc=0; fi; exit $$rc
