@@ -199,8 +199,17 @@ def fit(
             refits = [data.regress(data.all, thr, optimizer, opts) for thr in grid]
             finite, r2 = _rollout_quality(data.field, refits, traj)
             sweep["rollout_finite"], sweep["rollout_r2"] = finite, r2
-            if finite.any():
+            # informative only when some candidate with terms rolls out closer to the
+            # data than dx/dt = 0 (a pooled model of runs with different dynamics may
+            # not); otherwise only finiteness is asked
+            empty = np.array([not np.any(xi) for xi in refits])
+            with_terms = finite & ~empty
+            if with_terms.any() and (
+                not (finite & empty).any() or r2[with_terms].max() > r2[finite & empty].max()
+            ):
                 eligible = finite & (r2 >= r2[finite].max() - float(opts["rollout_slack"]))
+            elif finite.any():
+                eligible = finite
         idx = np.flatnonzero(eligible)
         sub, tol = select(
             sweep.iloc[idx].reset_index(drop=True),
