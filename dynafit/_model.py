@@ -322,7 +322,7 @@ class Model:
                     )
                     parts.append(coef * terms[k])
             rhs = prefs[i] * sympy.Add(*parts) if parts else sympy.Integer(0)
-            out.append(sympy.Eq(sympy.Derivative(s, _T), rhs))
+            out.append(sympy.Eq(sympy.Derivative(s, _T), rhs, evaluate=False))
         return out
 
     def latex(self, digits: int | None = 4) -> str:

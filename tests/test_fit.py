@@ -188,3 +188,26 @@ def test_empty_selection_warns_and_says_why():
     with pytest.warns(RuntimeWarning, match="no terms.*held-out derivatives.*n_terms="):
         model = dynafit.fit(traj, "linear")
     assert model.n_terms == 0 and model.sweep["n_terms"].max() > 0
+
+
+@pytest.mark.parametrize("threshold", [0.02, 0.1, 0.3])
+def test_fast_stlsq_matches_pysindy(threshold):
+    """dynafit's STLSQ (pysindy's algorithm, ridge step solved in place, memoised) gives
+    pysindy's stock STLSQ coefficients, also on a rank-deficient library."""
+    import pysindy as ps
+
+    from dynafit._fit import _STLSQ
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 12))
+    X[:, 11] = X[:, 3] - 0.5 * X[:, 7]  # an exactly collinear column
+    W = rng.normal(size=(12, 5)) * (rng.random((12, 5)) < 0.4)
+    Y = X @ W + 0.01 * rng.normal(size=(200, 5))
+    ref = ps.STLSQ(threshold=threshold, alpha=1e-3, unbias=False).fit(X, Y).coef_
+    memo: dict = {}
+    for _ in range(2):  # the second fit answers every ridge solve from the memo
+        fast = _STLSQ(threshold=threshold, alpha=1e-3, unbias=False)
+        fast.memo = memo
+        got = fast.fit(X, Y).coef_
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
+    assert any(k[0] == "ridge" for k in memo)
