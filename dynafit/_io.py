@@ -80,7 +80,9 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
     except ValueError as err:  # object arrays need pickle: refused
-        raise ValueError(f"{path}: holds arrays that need pickle to load; refused ({err})") from None
+        raise ValueError(
+            f"{path}: holds arrays that need pickle to load; refused ({err})"
+        ) from None
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -217,7 +217,9 @@ class Trajectory:
         xs, metas, auxs = [], [], []
         for tr in trajectories:
             if tr.names != first.names:
-                raise ValueError(f"cannot stack runs with different variables: {first.names} vs {tr.names}")
+                raise ValueError(
+                    f"cannot stack runs with different variables: {first.names} vs {tr.names}"
+                )
             if tr.t.shape != first.t.shape or not np.array_equal(tr.t, first.t):
                 raise ValueError("cannot stack runs with different times t")
             if set(tr.aux) != set(first.aux):
@@ -248,7 +250,10 @@ class Trajectory:
 
     @classmethod
     def from_dataframe(
-        cls, df: Any, time: str = "t", names: Sequence[str] | None = None,
+        cls,
+        df: Any,
+        time: str = "t",
+        names: Sequence[str] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Trajectory:
         """From a pandas DataFrame with a time column (for example a CSV read by pandas)."""
@@ -292,7 +297,7 @@ def _from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Trajectory:
         raise ValueError(f"{source}: meta is not valid JSON ({err})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{source}: meta must be a JSON object")
-    aux = {k[len(_AUX_PREFIX):]: v for k, v in arrays.items() if k.startswith(_AUX_PREFIX)}
+    aux = {k[len(_AUX_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_AUX_PREFIX)}
     if "s0" in arrays and "s0" not in aux:
         aux["s0"] = arrays["s0"]
     try:

@@ -68,9 +68,7 @@ def demo(argv: Sequence[str]) -> int:
     ap.add_argument("--seeds", default="0-3", help="seeds to train (default %(default)s)")
     ap.add_argument("--steps", type=int, default=1500, help="training steps (%(default)s)")
     ap.add_argument("--window", default="0:1000", help="fitting window T0:T1 (%(default)s)")
-    ap.add_argument(
-        "--families", default="linear,lotka_volterra,polynomial", help="(%(default)s)"
-    )
+    ap.add_argument("--families", default="linear,lotka_volterra,polynomial", help="(%(default)s)")
     ap.add_argument(
         "--circles",
         type=int,

@@ -15,7 +15,9 @@ from dynafit import Trajectory
 
 def _traj(T=11, m=3, seed=0):
     rng = np.random.default_rng(seed)
-    return Trajectory(np.arange(T, dtype=float), rng.random((T, m)) + 0.1, names=["a", "b", "c"][:m])
+    return Trajectory(
+        np.arange(T, dtype=float), rng.random((T, m)) + 0.1, names=["a", "b", "c"][:m]
+    )
 
 
 def test_window_is_label_slicing_with_both_ends():
@@ -92,7 +94,10 @@ def test_foreign_and_corrupt_files_are_value_errors(tmp_path):
 
 
 def test_batches_stack_split_and_load_from_folder(tmp_path):
-    runs = [Trajectory(np.arange(4.0), np.full((4, 2), i + 1.0), ["u", "v"], {"seed": i}) for i in range(3)]
+    runs = [
+        Trajectory(np.arange(4.0), np.full((4, 2), i + 1.0), ["u", "v"], {"seed": i})
+        for i in range(3)
+    ]
     batch = Trajectory.stack(runs)
     assert batch.is_batch and batch.x.shape == (3, 4, 2) and batch.n_runs == 3
     assert batch.run(2).meta == {"seed": 2}
@@ -119,7 +124,9 @@ def test_circle_signals_match_numpy_fft_and_symmetry():
     full = np.linalg.norm(np.fft.fft(E, axis=1), axis=-1)  # (4, 13)
     np.testing.assert_allclose(S, full[:, :7], rtol=1e-12)
     np.testing.assert_allclose(full[:, 1:7], full[:, 12:6:-1], rtol=1e-10)  # S_k = S_{p-k}
-    np.testing.assert_allclose(np.asarray(dynafit.circle_signals(jnp.asarray(E, jnp.float32))), S, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(dynafit.circle_signals(jnp.asarray(E, jnp.float32))), S, rtol=1e-4
+    )
     with pytest.raises(ValueError, match="odd"):
         dynafit.circle_signals(np.ones((12, 3)))
 
