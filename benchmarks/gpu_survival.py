@@ -64,7 +64,9 @@ def main() -> None:
         "circles": traj.n_vars,
         "auc_signal": fit["auc_signal"],
         "auc_gradient": fit["auc_gradient"],
-        "loss_spikes": sum(1 for r in runs if ((r.get("loss_spike") or {}).get("max_loss_after") or 0.0) > 1.0),
+        "loss_spikes": sum(
+            1 for r in runs if ((r.get("loss_spike") or {}).get("max_loss_after") or 0.0) > 1.0
+        ),
     }
     print(json.dumps(result, indent=2))
     if args.json:

@@ -97,12 +97,19 @@ def _unavailable_row(family: str, variant: str, status: str) -> dict[str, Any]:
     return row
 
 
-def _model_row(family: str, variant: str, model: Any, scores: Mapping[str, Any]) -> dict:
+def _model_row(
+    family: str,
+    variant: str,
+    model: Any,
+    scores: Mapping[str, Any],
+    equations: str | None = None,
+) -> dict:
+    """A table row for ``model``; ``equations``: its text when already rendered."""
     row = {"family": family, "variant": variant, "status": "ok"}
     row["n_library"] = library_size(model)
     row.update(_scores_row(scores))
     row["diverged"] = bool(row.get("diverged", False))
-    row["equations"] = equations_text(model)
+    row["equations"] = equations_text(model) if equations is None else equations
     row["model"] = model
     return row
 
@@ -485,10 +492,12 @@ def _survivor_columns(model: Any, run: Trajectory, horizon: float | None) -> dic
 
 
 def _fit_one_run(
-    job: tuple[int, Trajectory, list[Any], dict[str, Any], int | None],
+    job: tuple[int, Trajectory, list[Any], dict[str, Any], int | None, bool],
 ) -> list[dict]:
-    """Worker: every family on one run; fitted models (scored later, batched) or refusals."""
-    i, run, families, options, ensemble = job
+    """Worker: every family on one run; fitted models (scored later, batched), their
+    equations as text (when asked: rendering is sympy work worth spreading over the
+    workers too) or refusals."""
+    i, run, families, options, ensemble, text = job
     fit = _fitter(ensemble)
 
     rows = []
@@ -501,7 +510,15 @@ def _fit_one_run(
             rows.append({"run": i, **row})
         else:
             model = fit(run, family=family, **options)
-            rows.append({"run": i, "family": name, "variant": "sindy", "model": model})
+            rows.append(
+                {
+                    "run": i,
+                    "family": name,
+                    "variant": "sindy",
+                    "model": model,
+                    "equations": equations_text(model) if text else "",
+                }
+            )
     return rows
 
 
@@ -514,6 +531,7 @@ def fit_many(
     forecast: Trajectory | None = None,
     survival_horizon: float | None = None,
     ensemble: int | None = None,
+    equations: bool = True,
     **fit_options: Any,
 ) -> pd.DataFrame:
     """Fit every family on each run of a batch separately; one long table.
@@ -532,7 +550,9 @@ def fit_many(
     scoring is batched: one vmapped rollout per family over all runs
     (``dynafit._score.score_many``). ``horizon``/``forecast`` as in :func:`compare`
     (``forecast`` a batch with one continuation per run); ``ensemble`` as in
-    :func:`compare`.
+    :func:`compare`. ``equations=False`` leaves the ``equations`` column empty: for
+    dense models (hundreds of terms) sympy's rendering of the text costs about as much
+    as the fit; the ``model`` column has the equations either way.
     """
     if isinstance(traj, Trajectory):
         batch = traj if traj.is_batch else Trajectory.stack([traj])
@@ -547,7 +567,10 @@ def fit_many(
     runs = list(batch.runs())
     fit_runs = runs if horizon is None else [split_horizon(r, horizon) for r in runs]
     _fitter(ensemble)  # a bad ensemble size fails here, not in every worker
-    jobs = [(i, r, families, dict(fit_options), ensemble) for i, r in enumerate(fit_runs)]
+    jobs = [
+        (i, r, families, dict(fit_options), ensemble, bool(equations))
+        for i, r in enumerate(fit_runs)
+    ]
     fitted = [row for rows in _map(executor, _fit_one_run, jobs) for row in rows]
     scores = _score_batched(fitted, batch, score_kw)
     rows = []
@@ -557,7 +580,9 @@ def fit_many(
         if row.get("model") is None:
             out.update({k: v for k, v in row.items() if k != "run"})
         else:
-            out.update(_model_row(row["family"], row["variant"], row["model"], sc))
+            out.update(
+                _model_row(row["family"], row["variant"], row["model"], sc, row["equations"])
+            )
             out.update(
                 _survivor_columns(row["model"], run, _survival_horizon(run, survival_horizon))
             )

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -42,10 +43,27 @@ def noise_fraction(x: np.ndarray, t: np.ndarray) -> float:
     if x.shape[1] < 8:
         return 0.0
     sigma2 = (np.diff(x, n=4, axis=1) ** 2).mean(axis=(0, 1)) / 70.0
-    w = np.random.default_rng(0).normal(size=(t.shape[0], 16))
-    gain = float((differentiate(w, t, "centered") ** 2).mean())
+    gain = float((white_noise_derivative(t, "centered") ** 2).mean())
     var = differentiate(x, t, "centered").var(axis=(0, 1))
     return float(np.mean(np.where(var > 0, sigma2 * gain / np.where(var > 0, var, 1.0), 0.0)))
+
+
+def white_noise_derivative(
+    t: np.ndarray, method: str, order: int = 2, window: int | None = None
+) -> np.ndarray:
+    """``method``'s derivative of 16 fixed unit white-noise series sampled at ``t``, (T, 16):
+    how the method passes measurement noise. Cached per (t, method, order, window); read-only."""
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    return _white_noise_derivative(t.tobytes(), method, order, window)
+
+
+@functools.lru_cache(maxsize=32)
+def _white_noise_derivative(t_bytes: bytes, method: str, order: int, window: int | None):
+    t = np.frombuffer(t_bytes, dtype=np.float64)
+    w = np.random.default_rng(0).normal(size=(t.shape[0], 16))
+    out = differentiate(w, t, method, order=order, window=window)
+    out.setflags(write=False)
+    return out
 
 
 def resolve(method: str, x: np.ndarray, t: np.ndarray) -> str:

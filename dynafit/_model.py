@@ -189,10 +189,14 @@ def rollout(
     ys, ok, maxed = np.array(ys), np.array(ok), np.array(maxed)
     if solver == "tsit5" and maxed.any():
         idx = np.flatnonzero(maxed)
+        # padded to a power of two (repeating the last one): every retry of up to 2^k
+        # models shares one compiled stiff solver instead of one per batch size
+        pad = np.resize(idx, 1 << int(np.ceil(np.log2(idx.size))))
+        pad[idx.size :] = idx[-1]
         ys2, ok2, _ = field.solver("kvaerno5", *stiff_tol, max_steps, blowup)(
-            xi_j[idx], x0_j[idx], ts
+            xi_j[pad], x0_j[pad], ts
         )
-        ys[idx], ok[idx] = np.array(ys2), np.array(ok2)
+        ys[idx], ok[idx] = np.array(ys2)[: idx.size], np.array(ok2)[: idx.size]
     return ys, ok
 
 

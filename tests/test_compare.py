@@ -234,3 +234,17 @@ def test_fit_many_local_processes_give_the_same_table():
         spread = dynafit.fit_many(traj, ("linear", "lotka_volterra"), executor=ex)
     cols = [c for c in plain.columns if c != "model"]
     pd.testing.assert_frame_equal(plain[cols], spread[cols], rtol=1e-6)
+
+
+def test_fit_many_equations_text_optional():
+    """equations=False skips rendering the text (the models are there either way); the
+    default renders each row's model as compare does."""
+    from dynafit._compare import equations_text
+
+    batch, _ = linear_trajectory(m=3, runs=2, seed=2, n_times=101)
+    plain = dynafit.fit_many(batch, ("linear",), equations=False)
+    text = dynafit.fit_many(batch, ("linear",))
+    assert (plain["equations"] == "").all()
+    for row_plain, row_text in zip(plain.itertuples(), text.itertuples()):
+        assert row_text.equations == equations_text(row_text.model) != ""
+        np.testing.assert_array_equal(row_plain.model.coefficients, row_text.model.coefficients)
