@@ -166,12 +166,14 @@ def rollout(
     atol: float = 1e-8,
     max_steps: int = 4096,
     blowup: float = 1e6,
+    stiff_max_steps: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integrate B models at once: ``xi`` (B, m, n), ``x0`` (B, m), ``t`` (T,).
 
     Returns ``(ys, ok)``: numpy ``(B, T, m)`` (rows after a failure are inf) and ``(B,)``
     bool. Rollouts stopped by the explicit solver's step limit are retried with the stiff
-    solver once; a state beyond ``blowup * (1 + max|x0|)`` stops the rollout as diverged.
+    solver once (with ``stiff_max_steps`` steps, default ``max_steps``); a state beyond
+    ``blowup * (1 + max|x0|)`` stops the rollout as diverged.
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; choose one of {list(SOLVERS)}")
@@ -193,7 +195,8 @@ def rollout(
         # models shares one compiled stiff solver instead of one per batch size
         pad = np.resize(idx, 1 << int(np.ceil(np.log2(idx.size))))
         pad[idx.size :] = idx[-1]
-        ys2, ok2, _ = field.solver("kvaerno5", *stiff_tol, max_steps, blowup)(
+        stiff_steps = max_steps if stiff_max_steps is None else int(stiff_max_steps)
+        ys2, ok2, _ = field.solver("kvaerno5", *stiff_tol, stiff_steps, blowup)(
             xi_j[pad], x0_j[pad], ts
         )
         ys[idx], ok[idx] = np.array(ys2)[: idx.size], np.array(ok2)[: idx.size]
