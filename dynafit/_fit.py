@@ -723,7 +723,8 @@ class _STLSQ(ps.STLSQ):
     """pysindy's STLSQ with its ridge step solved in place.
 
     The algorithm (threshold, refit on the support, iterate until the support settles) is
-    pysindy's own ``_reduce``; only the ridge regression inside it is replaced: on the
+    pysindy's own ``_reduce``; only two helpers are replaced, by equivalents: the support
+    test (vectorised) and the ridge regression (memoised over a sweep in ``memo``): on the
     small QR-reduced problems of a sweep (n x n, n = library size),
     ``sklearn.linear_model.ridge_regression`` spends ~95 % of its time checking and
     converting arguments. The solve is the one scikit-learn's "cholesky" solver makes,
