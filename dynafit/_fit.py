@@ -21,7 +21,7 @@ import sklearn
 from threadpoolctl import ThreadpoolController
 
 from ._derivatives import check_method, differentiate, resolve, white_noise_derivative
-from ._model import Model, VectorField, rollout, vector_field
+from ._model import Model, VectorField, pow2_padding, rollout, vector_field
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
 
@@ -34,8 +34,9 @@ CRITERIA = ("holdout", "aic", "bic")
 #: step budget of the stiff solver when the sweep screens candidates by their rollout. A
 #: candidate the explicit solver cannot finish in its 4,096 steps is retried with
 #: Kvaerno5; one that is merely stiff needs few implicit steps, while the dense Lotka-
-#: Volterra candidates of circle data that exhaust this budget exhausted 4,096 as well
-#: (measured: 0 of 22 finished), at 8x the cost, in lockstep with the whole vmapped batch
+#: Volterra candidates of circle data that exhaust Tsit5's budget did not finish within
+#: 4,096 implicit steps either (measured: 0 of 22), which cost 8x as much, in lockstep
+#: with the whole vmapped batch
 SCREEN_STIFF_STEPS = 512
 
 #: extra keyword options of :func:`fit` and their defaults
@@ -279,8 +280,7 @@ def _rollout_quality(
     xis = np.repeat(np.stack(uniq), R, axis=0)  # (U * R, m, n)
     x0 = np.tile(x[:, 0, :], (len(uniq), 1))
     n = xis.shape[0]
-    size = 1 << max(0, int(np.ceil(np.log2(n))))
-    pad = np.arange(size) % n
+    pad = pow2_padding(n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ys, ok = rollout(field, xis[pad], x0[pad], traj.t, stiff_max_steps=SCREEN_STIFF_STEPS)
@@ -738,15 +738,14 @@ class _STLSQ(ps.STLSQ):
     def _regress(self, x, y, dim, sparse_sub):
         if self.sparse_ind is not None:
             return super()._regress(x, y, dim, sparse_sub)
-        if self.memo is not None:
-            k = ("ridge", self.alpha, x.shape, x.tobytes(), y.tobytes())
-            hit = self.memo.get(k)
-            if hit is None:
-                hit = self.memo[k] = self._ridge(x, y)
-            self.iters += 1
-            return hit.copy()
         self.iters += 1
-        return self._ridge(x, y)
+        if self.memo is None:
+            return self._ridge(x, y)
+        k = ("ridge", self.alpha, x.shape, x.tobytes(), y.tobytes())
+        hit = self.memo.get(k)
+        if hit is None:
+            hit = self.memo[k] = self._ridge(x, y)
+        return hit.copy()
 
     def _no_change(self):
         # pysindy's test (did the support change in the last iteration?), vectorised: its

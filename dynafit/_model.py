@@ -155,6 +155,12 @@ def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup)
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
 
 
+def pow2_padding(n: int) -> np.ndarray:
+    """Indices that pad a batch of ``n`` to the next power of two by cycling through it:
+    every batch of up to 2^k items then reuses one compiled, vmapped solver."""
+    return np.arange(1 << max(0, int(np.ceil(np.log2(n))))) % n
+
+
 def rollout(
     field: VectorField,
     xi: np.ndarray,
@@ -191,10 +197,7 @@ def rollout(
     ys, ok, maxed = np.array(ys), np.array(ok), np.array(maxed)
     if solver == "tsit5" and maxed.any():
         idx = np.flatnonzero(maxed)
-        # padded to a power of two (repeating the last one): every retry of up to 2^k
-        # models shares one compiled stiff solver instead of one per batch size
-        pad = np.resize(idx, 1 << int(np.ceil(np.log2(idx.size))))
-        pad[idx.size :] = idx[-1]
+        pad = idx[pow2_padding(idx.size)]  # one compiled stiff solver per 2^k, not per size
         stiff_steps = max_steps if stiff_max_steps is None else int(stiff_max_steps)
         ys2, ok2, _ = field.solver("kvaerno5", *stiff_tol, stiff_steps, blowup)(
             xi_j[pad], x0_j[pad], ts
