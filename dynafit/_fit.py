@@ -797,13 +797,15 @@ def _unbias(
             coef[np.ix_(idx, np.flatnonzero(cols))] = memo[k]
             continue
         a, b = X[:, cols], Y[:, idx]
+        sol = None
         if a.shape[0] >= a.shape[1]:
             # Householder QR least squares (LAPACK gels), ~5x faster than the SVD-based
-            # lstsq on these small problems; rank-deficient supports (info > 0) fall back
-            _, sol, info = scipy.linalg.lapack.dgels(a, b)
-            sol = sol[: a.shape[1]] if info == 0 else None
-        else:
-            sol = None
+            # lstsq on these small problems, where R shows the support well conditioned;
+            # otherwise lstsq's minimum-norm solution, as before
+            qr, out, info = scipy.linalg.lapack.dgels(a, b)
+            r = np.abs(np.diag(qr[: a.shape[1]]))
+            if info == 0 and r.min() > 1e-10 * r.max():
+                sol = out[: a.shape[1]]
         if sol is None:
             sol = np.linalg.lstsq(a, b, rcond=None)[0]
         coef[np.ix_(idx, np.flatnonzero(cols))] = sol.T

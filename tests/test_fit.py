@@ -211,3 +211,24 @@ def test_fast_stlsq_matches_pysindy(threshold):
         got = fast.fit(X, Y).coef_
         np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
     assert any(k[0] == "ridge" for k in memo)
+
+
+def test_unbias_matches_least_squares_also_on_collinear_supports():
+    """The unbias step (QR where the support is well conditioned) gives the minimum-norm
+    least-squares solution of each target on its support, collinear columns included."""
+    import scipy.linalg
+
+    from dynafit._fit import _unbias
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 8))
+    X[:, 7] = 2.0 * X[:, 1]  # exactly collinear with column 1
+    Y = rng.normal(size=(40, 3))
+    support = np.array(
+        [[1, 1, 0, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 1], [1, 1, 0, 1, 0, 0, 0, 0]], bool
+    )
+    got = _unbias(X, Y, support)
+    for i, row in enumerate(support):
+        ref = scipy.linalg.lstsq(X[:, row], Y[:, i])[0]
+        np.testing.assert_allclose(got[i, row], ref, rtol=1e-9, atol=1e-12)
+        assert np.all(got[i, ~row] == 0)
