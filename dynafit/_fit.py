@@ -21,7 +21,7 @@ import sklearn
 from threadpoolctl import ThreadpoolController
 
 from ._derivatives import check_method, differentiate, resolve, white_noise_derivative
-from ._model import Model, VectorField, pow2_padding, rollout, vector_field
+from ._model import Model, VectorField, pow2_padding, rollout, rollout_joint, vector_field
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
 
@@ -165,7 +165,7 @@ def fit(
 
     grid = _grid(data, optimizer, opts)
     if n_terms is not None:
-        fits = [data.regress(data.all, thr, optimizer, opts) for thr in grid]
+        fits = list(data.regress_path(data.all, grid, optimizer, opts))
         counts = np.array([np.count_nonzero(x) for x in fits])
         ok = np.flatnonzero(counts <= n_terms)
         pick = ok[np.argmax(counts[ok])] if ok.size else int(np.argmin(counts))
@@ -185,8 +185,7 @@ def fit(
             f"for {data.n_lib} library terms); give threshold= or more data"
         )
     rows = []
-    for thr in grid:
-        xi = data.regress(data.train, thr, optimizer, opts)
+    for thr, xi in zip(grid, data.regress_path(data.train, grid, optimizer, opts)):
         err, se = data.heldout_error(xi)
         aic, bic = data.information(xi, data.train)
         rows.append((thr, int(np.count_nonzero(xi)), err, se, aic, bic))
@@ -203,7 +202,7 @@ def fit(
             # those data, however well it fits derivatives: select among the candidates
             # that integrate (all of them when none does), judged on each threshold's
             # refit on all the data (the model returned)
-            refits = [data.regress(data.all, thr, optimizer, opts) for thr in grid]
+            refits = list(data.regress_path(data.all, grid, optimizer, opts))
             finite, r2 = _rollout_quality(data.field, refits, traj)
             sweep["rollout_finite"], sweep["rollout_r2"] = finite, r2
             # informative only when some candidate with terms rolls out closer to the
@@ -283,7 +282,10 @@ def _rollout_quality(
     pad = pow2_padding(n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ys, ok = rollout(field, xis[pad], x0[pad], traj.t, stiff_max_steps=SCREEN_STIFF_STEPS)
+        out = rollout_joint(field, xis[pad], x0[pad], traj.t)
+        if out is None:  # a stiff candidate: one solve per candidate, with the stiff retry
+            out = rollout(field, xis[pad], x0[pad], traj.t, stiff_max_steps=SCREEN_STIFF_STEPS)
+        ys, ok = out
     ys, ok = ys[:n].reshape(len(uniq), R, *x.shape[1:]), np.asarray(ok[:n]).reshape(len(uniq), R)
     data = np.asarray(x, dtype=np.float64)
     var = data.var(axis=1)  # (R, m)
@@ -389,11 +391,10 @@ class _Data:
         self, field: VectorField, all_: _Rows, train: _Rows, test: _Rows, per_equation: bool
     ):
         self._qr: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self._dense_cache: dict[tuple, tuple[float, np.ndarray]] = {}
-        # exact memo of the sweep's small solves: most (support, target) pairs recur
-        # from one threshold to the next (the first STLSQ iteration always regresses on
-        # every column), ~4 ridge solves in 5 are repeats on circle data
-        self._solves: dict[tuple, np.ndarray] = {}
+        # the sweep's small solves per part of the data (and ridge strength), by support:
+        # neighbouring thresholds, and the train and all-data fits of one threshold
+        # sequence, share most supports (every STLSQ starts from the full one)
+        self._solves: dict[tuple, dict] = {}
         self.floor = 0.0  # systematic derivative error, fraction of variance (selection)
         self.noise_var = 0.0  # derivative error variance (information criteria's floor)
         self.field = field
@@ -475,31 +476,43 @@ class _Data:
         scaled: bool = False,
     ) -> np.ndarray:
         """Coefficients (m, n_lib) for one threshold (in scaled units when ``scaled``)."""
-        # the data's own parts keep their factorisation across thresholds
+        return self.regress_path(rows, [threshold], optimizer, opts, scaled)[0]
+
+    def regress_path(
+        self,
+        rows: _Rows,
+        thresholds,
+        optimizer: str,
+        opts: dict,
+        scaled: bool = False,
+    ) -> np.ndarray:
+        """Coefficients (n_thresholds, m, n_lib), one matrix per threshold (scaled units
+        when ``scaled``). STLSQ fits every threshold at once (:func:`stlsq_path`); the
+        other optimisers fit threshold by threshold."""
+        thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
+        # the data's own parts keep their factorisation and solves across calls
         part = next((n for n in ("all", "train", "test") if getattr(self, n) is rows), None)
         if self.per_equation:
-            coef = np.concatenate(
-                [
-                    self._solve(
-                        rows.theta * rows.g[:, [i]] / self.col_scale[i],
-                        rows.dxdt[:, [i]] / self.y_scale[i],
-                        threshold,
-                        optimizer,
-                        opts,
-                        key=(part, i) if part else None,
-                    )
-                    for i in range(rows.dxdt.shape[1])
-                ]
-            )
+            problems = [
+                (
+                    rows.theta * rows.g[:, [i]] / self.col_scale[i],
+                    rows.dxdt[:, [i]] / self.y_scale[i],
+                    (part, i) if part else None,
+                )
+                for i in range(rows.dxdt.shape[1])
+            ]
         else:
-            coef = self._solve(
-                rows.theta / self.col_scale[0],
-                rows.y / self.y_scale,
-                threshold,
-                optimizer,
-                opts,
-                key=(part, None) if part else None,
-            )
+            problems = [
+                (
+                    rows.theta / self.col_scale[0],
+                    rows.y / self.y_scale,
+                    (part, None) if part else None,
+                )
+            ]
+        coef = np.concatenate(
+            [self._solve(X, Y, thresholds, optimizer, opts, key) for X, Y, key in problems],
+            axis=1,
+        )
         if scaled:
             return coef
         return coef * self.y_scale[:, None] / self.col_scale
@@ -520,49 +533,33 @@ class _Data:
                 self._qr[key] = hit
         return hit
 
-    def _dense(self, X: np.ndarray, Y: np.ndarray, alpha: float, key: tuple | None):
-        """(smallest |ridge coefficient|, unbiased full-support fit) of a reduced problem,
-        cached per part of the data: every threshold up to that smallest coefficient gives
-        this same dense model, with no STLSQ iterations."""
-        if key is None:
-            return None
-        hit = self._dense_cache.get((key, alpha))
-        if hit is None:
-            n = X.shape[1]
-            ridge = scipy.linalg.solve(
-                X.T @ X + alpha * np.eye(n), X.T @ Y, assume_a="pos", check_finite=False
-            )
-            full = _unbias(X, Y, np.ones((Y.shape[1], n), dtype=bool))
-            hit = (float(np.abs(ridge).min()), np.where(np.isfinite(full), full, 0.0))
-            self._dense_cache[(key, alpha)] = hit
-        return hit
-
     def _solve(
         self,
         X: np.ndarray,
         Y: np.ndarray,
-        threshold: float,
+        thresholds: np.ndarray,
         optimizer: str,
         opts: dict,
         key: tuple | None = None,
-    ):
-        """One pysindy fit of Y (N, k) on X (N, n); coefficients (k, n)."""
+    ) -> np.ndarray:
+        """Fits of Y (N, k) on X (N, n) for every threshold; coefficients (n_thr, k, n)."""
+        alpha = opts["alpha"] * X.shape[0]
+        finite = bool(np.all(np.isfinite(X)) and np.all(np.isfinite(Y)))
+        if optimizer == "stlsq" and finite:
+            if X.shape[0] > 2 * X.shape[1]:
+                X, Y = self._reduced(X, Y, key)
+            memo = None if key is None else self._solves.setdefault((key, alpha), {})
+            with _threadpools().limit(limits=1 if X.size < 4_000_000 else None):
+                coef = stlsq_path(X, Y, thresholds, alpha, int(opts["max_iter"]), memo)
+            return np.where(np.isfinite(coef), coef, 0.0)
+        return np.stack([self._pysindy(X, Y, float(thr), optimizer, opts) for thr in thresholds])
+
+    def _pysindy(self, X: np.ndarray, Y: np.ndarray, threshold: float, optimizer: str, opts: dict):
+        """One fit by a pysindy optimiser (SR3, the ensemble, or STLSQ on data that are
+        not finite); coefficients (k, n)."""
         alpha = opts["alpha"] * X.shape[0]
         stlsq = dict(threshold=threshold, alpha=alpha, max_iter=opts["max_iter"])
-        if optimizer == "stlsq":
-            if X.shape[0] > 2 * X.shape[1] and np.all(np.isfinite(X)) and np.all(np.isfinite(Y)):
-                X, Y = self._reduced(X, Y, key)
-                dense = self._dense(X, Y, alpha, key)
-                if dense is not None and threshold <= dense[0]:
-                    # no ridge coefficient is below the threshold: STLSQ keeps every
-                    # term and stops, and its unbiased result is the least-squares fit
-                    return dense[1]
-            # float64 and finite (checked above): no sklearn input checks per call
-            # unbiased below, one least-squares solve per distinct support (as pysindy's
-            # own unbias step, without a scikit-learn estimator per target)
-            opt = _STLSQ(**stlsq, unbias=False)
-            opt.memo = self._solves if key is not None else None
-        elif optimizer == "sr3":
+        if optimizer == "sr3":
             nu = opts["nu"]
             opt = ps.SR3(
                 reg_weight_lam=threshold**2 / (2 * nu),
@@ -571,8 +568,10 @@ class _Data:
                 max_iter=max(opts["max_iter"], 30),
                 unbias=True,
             )
-        else:
+        elif optimizer == "ensemble":
             opt = ps.EnsembleOptimizer(ps.STLSQ(**stlsq), bagging=True, n_models=opts["n_models"])
+        else:
+            opt = ps.STLSQ(**stlsq)
         state = np.random.get_state()
         np.random.seed(opts["seed"])
         # small regressions run faster on one BLAS thread (and do not fight other work)
@@ -590,9 +589,6 @@ class _Data:
         finally:
             np.random.set_state(state)
         coef = np.asarray(opt.coef_, dtype=np.float64).reshape(Y.shape[1], X.shape[1])
-        if optimizer == "stlsq":
-            memo = None if key is None else self._solves
-            coef = _unbias(X, Y, np.abs(coef) > 1e-14, memo, key)
         return np.where(np.isfinite(coef), coef, 0.0)
 
     def predict(self, xi: np.ndarray, rows: _Rows) -> np.ndarray:
@@ -719,52 +715,6 @@ def information_criteria(residuals: np.ndarray, k: int, floor: float = 0.0) -> t
     return float(nll2 + 2 * k), float(nll2 + k * np.log(n))
 
 
-class _STLSQ(ps.STLSQ):
-    """pysindy's STLSQ with its ridge step solved in place.
-
-    The algorithm (threshold, refit on the support, iterate until the support settles) is
-    pysindy's own ``_reduce``; only two helpers are replaced, by equivalents: the support
-    test (vectorised) and the ridge regression (memoised over a sweep in ``memo``): on the
-    small QR-reduced problems of a sweep (n x n, n = library size),
-    ``sklearn.linear_model.ridge_regression`` spends ~95 % of its time checking and
-    converting arguments. The solve is the one scikit-learn's "cholesky" solver makes,
-    ``(X^T X + alpha I) w = X^T y``, with its fall-back to least squares when that
-    matrix is singular; ``tests/test_fit.py`` checks that coefficients match stock STLSQ.
-    """
-
-    #: a dict shared by the fits of one sweep: (ridge strength, x, y) -> coefficients
-    memo: dict | None = None
-
-    def _regress(self, x, y, dim, sparse_sub):
-        if self.sparse_ind is not None:
-            return super()._regress(x, y, dim, sparse_sub)
-        self.iters += 1
-        if self.memo is None:
-            return self._ridge(x, y)
-        k = ("ridge", self.alpha, x.shape, x.tobytes(), y.tobytes())
-        hit = self.memo.get(k)
-        if hit is None:
-            hit = self.memo[k] = self._ridge(x, y)
-        return hit.copy()
-
-    def _no_change(self):
-        # pysindy's test (did the support change in the last iteration?), vectorised: its
-        # element-by-element Python loop over every coefficient costs more than a solve
-        this = self.history_[-1]
-        last = self.history_[-2] if len(self.history_) > 1 else np.zeros_like(this)
-        return bool(np.array_equal(np.asarray(this) != 0, np.asarray(last) != 0))
-
-    def _ridge(self, x, y):
-        a = x.T @ x
-        a.flat[:: a.shape[0] + 1] += self.alpha
-        # LAPACK's Cholesky solve directly: ~15 us, where scipy.linalg.solve's argument
-        # handling alone costs several times that on these small systems
-        _, coef, info = scipy.linalg.lapack.dposv(a, x.T @ y)
-        if info != 0:  # not positive definite: least squares, as scikit-learn falls back
-            coef = np.linalg.lstsq(x, y, rcond=None)[0]
-        return coef
-
-
 _CONTROLLER: list[ThreadpoolController] = []
 
 
@@ -775,43 +725,126 @@ def _threadpools() -> ThreadpoolController:
     return _CONTROLLER[0]
 
 
-def _unbias(
+def stlsq_path(
     X: np.ndarray,
     Y: np.ndarray,
-    support: np.ndarray,
+    thresholds,
+    alpha: float,
+    max_iter: int = 20,
     memo: dict | None = None,
-    key: tuple | None = None,
 ) -> np.ndarray:
-    """Least squares of each target on its own support (pysindy's unbias step), solved
-    once per distinct support with every target sharing it as a right-hand side;
-    ``memo`` (with the data's ``key``) remembers solutions across a sweep."""
-    coef = np.zeros(support.shape)
-    groups: dict[bytes, list[int]] = {}
-    for i, row in enumerate(support):
-        if row.any():
-            groups.setdefault(row.tobytes(), []).append(i)
-    for sig, idx in groups.items():
-        cols = support[idx[0]]
-        k = ("unbias", key, sig, tuple(idx))
-        if memo is not None and k in memo:
-            coef[np.ix_(idx, np.flatnonzero(cols))] = memo[k]
-            continue
-        a, b = X[:, cols], Y[:, idx]
-        sol = None
-        if a.shape[0] >= a.shape[1]:
-            # Householder QR least squares (LAPACK gels), ~5x faster than the SVD-based
-            # lstsq on these small problems, where R shows the support well conditioned;
-            # otherwise lstsq's minimum-norm solution, as before
-            qr, out, info = scipy.linalg.lapack.dgels(a, b)
-            r = np.abs(np.diag(qr[: a.shape[1]]))
-            if info == 0 and r.min() > 1e-10 * r.max():
-                sol = out[: a.shape[1]]
-        if sol is None:
-            sol = np.linalg.lstsq(a, b, rcond=None)[0]
-        coef[np.ix_(idx, np.flatnonzero(cols))] = sol.T
-        if memo is not None:
-            memo[k] = sol.T
+    """pysindy's STLSQ, unbiased, for every threshold and every target at once.
+
+    The algorithm is ``pysindy.STLSQ``'s, step for step: from the full support, ridge
+    regression (strength ``alpha``) of each target on its support, drop the coefficients
+    below the threshold, repeat until no support changes or ``max_iter`` iterations;
+    then the unbias step, least squares of each target on its final support. pysindy
+    iterates one threshold at a time and, inside, one target at a time, re-solving
+    targets whose support has settled; here each iteration is one pass over the
+    problems (threshold x target) still changing, and a support shared by several of
+    them (every threshold's first iteration; neighbouring thresholds) is factorised once
+    for all targets. ``memo`` keeps those solutions across calls on the same ``X`` and
+    ``Y`` (a sweep and its refits). ``tests/test_fit.py`` checks the coefficients against
+    ``pysindy.STLSQ`` threshold by threshold.
+
+    ``X`` (N, n), ``Y`` (N, k); returns coefficients (n_thresholds, k, n).
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
+    memo = {} if memo is None else memo
+    n, k, T = X.shape[1], Y.shape[1], thresholds.size
+    thr = np.repeat(thresholds, k)[:, None]  # problem p = threshold p // k, target p % k
+    target = np.tile(np.arange(k), T)
+    support = np.ones((T * k, n), dtype=bool)
+    active = np.ones(T * k, dtype=bool)
+    gram: list = []  # X^T X and X^T Y, formed for the first ridge solve
+
+    def ridge(cols, targets):
+        if not gram:
+            gram.extend((X.T @ X, X.T @ Y))
+        return _ridge(X, Y, cols, targets, alpha, *gram)
+
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        w = np.zeros((idx.size, n))
+        for cols, rows in _by_support(support[idx]):
+            if cols.size:  # pysindy skips a target with no terms left: zeros
+                w[rows[:, None], cols] = _solved(memo, "ridge", cols, target[idx[rows]], ridge)
+        new = (np.abs(w) >= thr[idx]) & support[idx].any(axis=1, keepdims=True)
+        settled = np.all(new == support[idx], axis=1)
+        support[idx] = new
+        active[idx[settled]] = False
+    coef = np.zeros((T * k, n))
+    for cols, rows in _by_support(support):
+        if cols.size:
+            coef[rows[:, None], cols] = _solved(
+                memo, "lstsq", cols, target[rows], lambda c, t: _lstsq(X[:, c], Y[:, t])
+            )
+    return coef.reshape(T, k, n)
+
+
+def _by_support(support: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(column indices, row indices) for every distinct row of a boolean matrix."""
+    packed = np.packbits(support, axis=1)
+    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(first.size + 1))
+    return [
+        (np.flatnonzero(support[f]), order[bounds[u] : bounds[u + 1]]) for u, f in enumerate(first)
+    ]
+
+
+def _solved(memo: dict, kind: str, cols: np.ndarray, targets: np.ndarray, solve) -> np.ndarray:
+    """Solutions (len(targets), len(cols)) of one support, from ``memo`` where known; the
+    others by one ``solve(cols, missing_targets)`` with every missing target at once."""
+    sig = cols.tobytes()
+    wanted = targets.tolist()
+    missing = sorted({t for t in wanted if (kind, sig, t) not in memo})
+    if missing:
+        sol = solve(cols, np.array(missing))
+        for j, t in enumerate(missing):
+            memo[kind, sig, t] = sol[:, j]
+    if len(wanted) == 1:
+        return memo[kind, sig, wanted[0]][None]
+    return np.array([memo[kind, sig, t] for t in wanted])
+
+
+def _ridge(
+    x: np.ndarray,
+    y: np.ndarray,
+    cols: np.ndarray,
+    targets: np.ndarray,
+    alpha: float,
+    xtx: np.ndarray,
+    xty: np.ndarray,
+) -> np.ndarray:
+    """Ridge regression of the columns ``targets`` of ``y`` on the columns ``cols`` of ``x``:
+    (x^T x + alpha I) w = x^T y (from the precomputed ``xtx`` and ``xty``), the solve
+    scikit-learn's ``ridge_regression`` (pysindy's ridge step) makes with its "cholesky"
+    solver, including its fall-back to least squares when that matrix is not positive
+    definite; called through LAPACK directly (~15 us on these small systems, where the
+    argument handling of the scikit-learn and scipy wrappers costs more)."""
+    a = xtx[cols[:, None], cols]
+    a.flat[:: a.shape[0] + 1] += alpha
+    _, coef, info = scipy.linalg.lapack.dposv(a, xty[cols[:, None], targets], overwrite_a=1)
+    if info != 0:
+        coef = np.linalg.lstsq(x[:, cols], y[:, targets], rcond=None)[0]
     return coef
+
+
+def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares of every column of ``b`` on ``a`` (pysindy's unbias step): Householder
+    QR (LAPACK gels, ~5x faster than the SVD-based ``lstsq`` on these small problems)
+    where R shows the columns well conditioned; otherwise ``lstsq``'s minimum-norm
+    solution."""
+    if a.shape[0] >= a.shape[1]:
+        qr, out, info = scipy.linalg.lapack.dgels(a, b)
+        r = np.abs(np.diag(qr[: a.shape[1]]))
+        if info == 0 and r.min() > 1e-10 * r.max():
+            return out[: a.shape[1]]
+    return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
 def _rms(a: np.ndarray) -> np.ndarray:

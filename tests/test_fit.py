@@ -190,27 +190,32 @@ def test_empty_selection_warns_and_says_why():
     assert model.n_terms == 0 and model.sweep["n_terms"].max() > 0
 
 
-@pytest.mark.parametrize("threshold", [0.02, 0.1, 0.3])
-def test_fast_stlsq_matches_pysindy(threshold):
-    """dynafit's STLSQ (pysindy's algorithm, ridge step solved in place, memoised) gives
-    pysindy's stock STLSQ coefficients, also on a rank-deficient library."""
+def test_stlsq_path_matches_pysindy_threshold_by_threshold():
+    """dynafit's STLSQ path (every threshold and target at once, solves shared and
+    memoised) gives pysindy's stock STLSQ, unbias step included, at every threshold of
+    a sweep, also on a rank-deficient library; a memo filled by one call answers the
+    next with the same coefficients."""
     import pysindy as ps
 
-    from dynafit._fit import _STLSQ
+    from dynafit._fit import stlsq_path
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 12))
     X[:, 11] = X[:, 3] - 0.5 * X[:, 7]  # an exactly collinear column
     W = rng.normal(size=(12, 5)) * (rng.random((12, 5)) < 0.4)
     Y = X @ W + 0.01 * rng.normal(size=(200, 5))
-    ref = ps.STLSQ(threshold=threshold, alpha=1e-3, unbias=False).fit(X, Y).coef_
+    grid = np.concatenate([[0.0], np.geomspace(1e-3, 3.0, 15)])
     memo: dict = {}
-    for _ in range(2):  # the second fit answers every ridge solve from the memo
-        fast = _STLSQ(threshold=threshold, alpha=1e-3, unbias=False)
-        fast.memo = memo
-        got = fast.fit(X, Y).coef_
-        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
-    assert any(k[0] == "ridge" for k in memo)
+    got = stlsq_path(X, Y, grid, alpha=1e-3, max_iter=20, memo=memo)
+    assert got.shape == (grid.size, 5, 12)
+    counts = {int(np.count_nonzero(c)) for c in got}
+    assert len(counts) > 5  # the grid spans dense to empty models
+    for thr, coef in zip(grid, got):
+        ref = ps.STLSQ(threshold=thr, alpha=1e-3, max_iter=20).fit(X, Y).coef_
+        np.testing.assert_array_equal(coef != 0, ref != 0)
+        np.testing.assert_allclose(coef, ref, rtol=1e-7, atol=1e-9)
+    again = stlsq_path(X, Y, grid[::-1], alpha=1e-3, max_iter=20, memo=memo)
+    np.testing.assert_array_equal(again[::-1], got)
 
 
 def test_unbias_matches_least_squares_also_on_collinear_supports():
@@ -218,7 +223,7 @@ def test_unbias_matches_least_squares_also_on_collinear_supports():
     least-squares solution of each target on its support, collinear columns included."""
     import scipy.linalg
 
-    from dynafit._fit import _unbias
+    from dynafit._fit import _lstsq
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(40, 8))
@@ -227,8 +232,7 @@ def test_unbias_matches_least_squares_also_on_collinear_supports():
     support = np.array(
         [[1, 1, 0, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 1], [1, 1, 0, 1, 0, 0, 0, 0]], bool
     )
-    got = _unbias(X, Y, support)
     for i, row in enumerate(support):
+        got = _lstsq(X[:, row], Y[:, [i]])[:, 0]
         ref = scipy.linalg.lstsq(X[:, row], Y[:, i])[0]
-        np.testing.assert_allclose(got[i, row], ref, rtol=1e-9, atol=1e-12)
-        assert np.all(got[i, ~row] == 0)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)

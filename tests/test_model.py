@@ -104,6 +104,28 @@ def test_divergent_rollout_is_a_result_not_an_error(lv):
     assert not np.isnan(y).any()
 
 
+def test_joint_rollout_agrees_with_one_solve_per_model():
+    """The sweep's screen integrates its candidates as one stacked system: each model's
+    rollout matches its own solve to the tolerance, a model that blows up is reported
+    diverged without stopping the others, and a solve that runs out of steps says so."""
+    from dynafit._model import rollout, rollout_joint, vector_field
+
+    field = vector_field(dynafit.families.get_family("linear"), 3)
+    # x' = b + A x: three stable models on different time scales, one unstable
+    A = np.array([[-0.5, 0.2, 0.0], [0.1, -0.3, 0.1], [0.0, 0.3, -0.8]])
+    xi = np.concatenate([np.full((3, 1), 0.1), A], axis=1)
+    unstable = xi + np.concatenate([np.zeros((3, 1)), 3.0 * np.eye(3)], axis=1)
+    xis = np.stack([xi, 0.2 * xi, unstable, 3.0 * xi])
+    x0 = np.tile([1.0, 2.0, 0.5], (4, 1))
+    t = np.linspace(0.0, 10.0, 201)
+    ys, ok = rollout_joint(field, xis, x0, t)
+    ref, ref_ok = rollout(field, xis, x0, t)
+    assert ok.tolist() == ref_ok.tolist() == [True, True, False, True]
+    assert ys.shape == ref.shape == (4, 201, 3)
+    np.testing.assert_allclose(ys[ok], ref[ok], atol=1e-4)
+    assert rollout_joint(field, xis, x0, t, max_steps=4) is None
+
+
 def test_simulate_bad_input(lv):
     traj, true, model = lv
     with pytest.raises(ValueError, match="x0 must have shape"):
