@@ -112,4 +112,8 @@ def differentiate(
         diff = ps.SmoothedFiniteDifference(
             order=order, smoother_kws={"window_length": w, "polyorder": 3, "axis": 0}
         )
-    return np.asarray(diff._differentiate(x, t), dtype=np.float64)
+    # exactly uniform sampling: pysindy's constant-step path (the same coefficients, ~4x
+    # faster than deriving them point by point from the time array)
+    steps = np.diff(t)
+    spacing = float(steps[0]) if np.all(steps == steps[0]) else t
+    return np.asarray(diff._differentiate(x, spacing), dtype=np.float64)

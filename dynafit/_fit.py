@@ -184,13 +184,18 @@ def fit(
             f"too few points for a held-out threshold sweep ({data.train.n_rows} training rows "
             f"for {data.n_lib} library terms); give threshold= or more data"
         )
-    rows = []
-    for thr, xi in zip(grid, data.regress_path(data.train, grid, optimizer, opts)):
-        err, se = data.heldout_error(xi)
-        aic, bic = data.information(xi, data.train)
-        rows.append((thr, int(np.count_nonzero(xi)), err, se, aic, bic))
+    xis = data.regress_path(data.train, grid, optimizer, opts)
+    err, se = data.heldout_errors(xis)
+    aic, bic = data.information(xis, data.train)
     sweep = pd.DataFrame(
-        rows, columns=["threshold", "n_terms", "heldout_error", "heldout_se", "aic", "bic"]
+        {
+            "threshold": grid,
+            "n_terms": np.count_nonzero(xis, axis=(1, 2)),
+            "heldout_error": err,
+            "heldout_se": se,
+            "aic": aic,
+            "bic": bic,
+        }
     )
     check = criterion == "holdout" and bool(opts["check_rollout"])
     if criterion == "holdout":
@@ -457,11 +462,12 @@ class _Data:
         per_equation = not field.g_is_one and opts["weighting"] == "derivative"
         data = cls(field, all_, train, test, per_equation)
         idx = keep[np.flatnonzero(is_test)]
-        data.floor = derivative_error_floor(x, traj.t, dxdt, derivative, opts, idx)
+        ref = reference_derivative(x, traj.t, derivative, opts["order"], opts["window"])
+        data.floor = derivative_error_floor(x, traj.t, dxdt, derivative, opts, idx, ref)
         data.noise_var = float(
             np.mean(
                 derivative_error_variance(
-                    x, traj.t, derivative, opts["order"], opts["window"], dxdt=dxdt
+                    x, traj.t, derivative, opts["order"], opts["window"], dxdt=dxdt, ref=ref
                 )
             )
         )
@@ -596,35 +602,73 @@ class _Data:
 
     def heldout_error(self, xi: np.ndarray) -> tuple[float, float]:
         """Mean over variables of MSE / variance on the held-out rows, and its standard error."""
+        err, se = self.heldout_errors(xi[None])
+        return float(err[0]), float(se[0])
+
+    def heldout_errors(self, xis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`heldout_error` of every coefficient matrix in ``xis`` (K, m, n) at once."""
         rows = self.test
         var = rows.dxdt.var(axis=0)
         var = np.where(var > 0, var, 1.0)
-        e = ((rows.dxdt - self.predict(xi, rows)) ** 2 / var).mean(axis=1)
-        blocks = np.unique(rows.blocks)
-        means = np.array([e[rows.blocks == b].mean() for b in blocks])
-        err = float(e.mean())
-        se = float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else 0.0
-        return err, se
-
-    def information(self, xi: np.ndarray, rows: _Rows) -> tuple[float, float]:
-        return information_criteria(
-            rows.dxdt - self.predict(xi, rows), int(np.count_nonzero(xi)), self.noise_var
+        pred = rows.g * (rows.theta @ xis.transpose(0, 2, 1))
+        e = ((rows.dxdt - pred) ** 2 / var).mean(axis=2)  # (K, rows)
+        blocks, which = np.unique(rows.blocks, return_inverse=True)
+        counts = np.bincount(which, minlength=blocks.size)
+        means = np.stack([np.bincount(which, ek, minlength=blocks.size) for ek in e]) / counts
+        se = (
+            means.std(axis=1, ddof=1) / np.sqrt(blocks.size)
+            if blocks.size > 1
+            else np.zeros(len(xis))
         )
+        return e.mean(axis=1), se
+
+    def information(self, xis: np.ndarray, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
+        """AIC and BIC (:func:`information_criteria`) of every matrix in ``xis`` (K, m, n)."""
+        resid = rows.dxdt - rows.g * (rows.theta @ xis.transpose(0, 2, 1))
+        rss = np.einsum("krm,krm->k", resid, resid)
+        k = np.count_nonzero(xis, axis=(1, 2))
+        out = [_criteria(r, resid[0].size, int(j), self.noise_var) for r, j in zip(rss, k)]
+        return np.array([a for a, _ in out]), np.array([b for _, b in out])
+
+
+def _reference(method: str, order: int) -> tuple[str, int]:
+    """The higher-order derivative that ``method`` of ``order`` is compared with: smoothed
+    data with a higher-order difference of the same smoothing, others centred."""
+    ref_order = (2 if method == "forward" else int(order)) + 2
+    return ("smoothed" if method == "smoothed" else "centered"), ref_order
+
+
+def reference_derivative(
+    x: np.ndarray, t: np.ndarray, method: str, order: int, window
+) -> np.ndarray | None:
+    """The reference derivative of :func:`_error_parts` (None where the series is too
+    short to tell), for callers that estimate several error parts of the same data."""
+    ref_method, ref_order = _reference(method, order)
+    if x.shape[-2] < ref_order + 2 or x.shape[-2] < 8:
+        return None
+    return differentiate(x, t, ref_method, order=ref_order, window=window)
 
 
 def _error_parts(
-    x: np.ndarray, t: np.ndarray, dxdt: np.ndarray, method: str, order: int, window, rows
+    x: np.ndarray,
+    t: np.ndarray,
+    dxdt: np.ndarray,
+    method: str,
+    order: int,
+    window,
+    rows,
+    ref: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Per variable: systematic error^2 of ``dxdt`` (truncation or smoothing), its noise
     error^2 (sigma^2 times the method's white-noise gain), and the variance of ``dxdt``,
-    averaged over runs and ``rows``. None when the series is too short to tell."""
+    averaged over runs and ``rows``. None when the series is too short to tell. ``ref``:
+    :func:`reference_derivative` of ``x`` when already computed."""
     R, T, m = x.shape
-    ref_order = (2 if method == "forward" else int(order)) + 2
+    ref_method, ref_order = _reference(method, order)
     if T < ref_order + 2 or T < 8:
         return None
-    # smoothed data are compared with a higher-order difference of the same smoothing
-    ref_method = "smoothed" if method == "smoothed" else "centered"
-    ref = differentiate(x, t, ref_method, order=ref_order, window=window)
+    if ref is None:
+        ref = differentiate(x, t, ref_method, order=ref_order, window=window)
     sq = ((dxdt - ref)[:, rows] ** 2).mean(axis=(0, 1))
     d4 = np.diff(x, n=4, axis=1)
     sigma2 = (d4**2).mean(axis=(0, 1)) / 70.0  # var(4th difference of white noise) = 70
@@ -643,6 +687,7 @@ def derivative_error_floor(
     method: str,
     opts: dict,
     rows: np.ndarray,
+    ref: np.ndarray | None = None,
 ) -> float:
     """Estimated systematic error of the derivative estimate, as a fraction of variance.
 
@@ -652,7 +697,7 @@ def derivative_error_floor(
     is removed, leaving the truncation or smoothing error that a dense library can fit but
     a correct sparse model cannot. Averaged over variables on the held-out ``rows``.
     """
-    parts = _error_parts(x, t, dxdt, method, int(opts["order"]), opts["window"], rows)
+    parts = _error_parts(x, t, dxdt, method, int(opts["order"]), opts["window"], rows, ref)
     if parts is None:
         return 0.0
     systematic, _, var = parts
@@ -667,6 +712,7 @@ def derivative_error_variance(
     order: int = 2,
     window: int | None = None,
     dxdt: np.ndarray | None = None,
+    ref: np.ndarray | None = None,
 ) -> np.ndarray:
     """The noise floor of derivative residuals: estimated mean squared error of the
     derivative estimate itself, per run (``x``: (T, m) -> scalar array, (R, T, m) -> (R,)).
@@ -686,7 +732,16 @@ def derivative_error_variance(
     rows = np.arange(T - 1) if method == "forward" else np.arange(T)
     out = np.zeros(R)
     for r in range(R):
-        parts = _error_parts(x[r : r + 1], t, dxdt[r : r + 1], method, order, window, rows)
+        parts = _error_parts(
+            x[r : r + 1],
+            t,
+            dxdt[r : r + 1],
+            method,
+            order,
+            window,
+            rows,
+            None if ref is None else ref[r : r + 1],
+        )
         if parts is not None:
             out[r] = float(np.mean(parts[0] + parts[1]))
     out = np.where(np.isfinite(out), out, 0.0)
@@ -705,8 +760,12 @@ def information_criteria(residuals: np.ndarray, k: int, floor: float = 0.0) -> t
     finite-difference truncation error is smooth and partly fittable; with
     ``floor = 0`` it is the plain Gaussian criterion.
     """
-    n = residuals.size
     rss = float(np.sum(np.asarray(residuals, dtype=np.float64) ** 2))
+    return _criteria(rss, residuals.size, k, floor)
+
+
+def _criteria(rss: float, n: int, k: int, floor: float) -> tuple[float, float]:
+    """:func:`information_criteria` from the residual sum of squares of ``n`` residuals."""
     if not np.isfinite(rss):
         return float("inf"), float("inf")
     floor = float(floor) if np.isfinite(floor) and floor > 0 else 0.0
@@ -758,80 +817,125 @@ def stlsq_path(
     active = np.ones(T * k, dtype=bool)
     gram: list = []  # X^T X and X^T Y, formed for the first ridge solve
 
-    def ridge(cols, targets):
+    def ridge(sup: np.ndarray, tgt: np.ndarray) -> np.ndarray:
         if not gram:
             gram.extend((X.T @ X, X.T @ Y))
-        return _ridge(X, Y, cols, targets, alpha, *gram)
+        return _ridge(X, Y, sup, tgt, alpha, *gram)
 
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        w = np.zeros((idx.size, n))
-        for cols, rows in _by_support(support[idx]):
-            if cols.size:  # pysindy skips a target with no terms left: zeros
-                w[rows[:, None], cols] = _solved(memo, "ridge", cols, target[idx[rows]], ridge)
+        # pysindy skips a target with no terms left (its coefficients are zeros)
+        w = _solved(memo, "ridge", support[idx], target[idx], ridge)
         new = (np.abs(w) >= thr[idx]) & support[idx].any(axis=1, keepdims=True)
         settled = np.all(new == support[idx], axis=1)
         support[idx] = new
         active[idx[settled]] = False
-    coef = np.zeros((T * k, n))
-    for cols, rows in _by_support(support):
-        if cols.size:
-            coef[rows[:, None], cols] = _solved(
-                memo, "lstsq", cols, target[rows], lambda c, t: _lstsq(X[:, c], Y[:, t])
-            )
-    return coef.reshape(T, k, n)
+
+    def lstsq(sup: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+        if not gram:
+            gram.extend((X.T @ X, X.T @ Y))
+        return _unbiased(X, Y, sup, tgt, *gram)
+
+    return _solved(memo, "lstsq", support, target, lstsq).reshape(T, k, n)
 
 
-def _by_support(support: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(column indices, row indices) for every distinct row of a boolean matrix."""
-    packed = np.packbits(support, axis=1)
-    rows = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(first.size + 1))
-    return [
-        (np.flatnonzero(support[f]), order[bounds[u] : bounds[u + 1]]) for u, f in enumerate(first)
-    ]
-
-
-def _solved(memo: dict, kind: str, cols: np.ndarray, targets: np.ndarray, solve) -> np.ndarray:
-    """Solutions (len(targets), len(cols)) of one support, from ``memo`` where known; the
-    others by one ``solve(cols, missing_targets)`` with every missing target at once."""
-    sig = cols.tobytes()
-    wanted = targets.tolist()
-    missing = sorted({t for t in wanted if (kind, sig, t) not in memo})
-    if missing:
-        sol = solve(cols, np.array(missing))
-        for j, t in enumerate(missing):
-            memo[kind, sig, t] = sol[:, j]
-    if len(wanted) == 1:
-        return memo[kind, sig, wanted[0]][None]
-    return np.array([memo[kind, sig, t] for t in wanted])
+def _solved(memo: dict, kind: str, support: np.ndarray, target: np.ndarray, solve) -> np.ndarray:
+    """Solutions (P, n) of P problems (a target and its support each; zeros off the
+    support and for an empty support), from ``memo`` where known; the distinct others by
+    one call ``solve(supports, targets)``."""
+    tag = np.broadcast_to(np.frombuffer(kind.encode(), np.uint8), (len(target), len(kind)))
+    rows = np.concatenate(
+        [tag, target.astype("<u4")[:, None].view(np.uint8), np.packbits(support, axis=1)], axis=1
+    )
+    keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel().tolist()
+    first: dict[bytes, int] = {}
+    for p, (key, some) in enumerate(zip(keys, support.any(axis=1).tolist())):
+        if some and key not in memo and key not in first:
+            first[key] = p
+    if first:
+        p = np.fromiter(first.values(), dtype=np.intp, count=len(first))
+        memo.update(zip(first, solve(support[p], target[p])))
+    zero = np.zeros(support.shape[1])
+    return np.array([memo.get(key, zero) for key in keys])
 
 
 def _ridge(
     x: np.ndarray,
     y: np.ndarray,
-    cols: np.ndarray,
+    support: np.ndarray,
     targets: np.ndarray,
     alpha: float,
     xtx: np.ndarray,
     xty: np.ndarray,
 ) -> np.ndarray:
-    """Ridge regression of the columns ``targets`` of ``y`` on the columns ``cols`` of ``x``:
-    (x^T x + alpha I) w = x^T y (from the precomputed ``xtx`` and ``xty``), the solve
-    scikit-learn's ``ridge_regression`` (pysindy's ridge step) makes with its "cholesky"
-    solver, including its fall-back to least squares when that matrix is not positive
-    definite; called through LAPACK directly (~15 us on these small systems, where the
-    argument handling of the scikit-learn and scipy wrappers costs more)."""
-    a = xtx[cols[:, None], cols]
-    a.flat[:: a.shape[0] + 1] += alpha
-    _, coef, info = scipy.linalg.lapack.dposv(a, xty[cols[:, None], targets], overwrite_a=1)
-    if info != 0:
-        coef = np.linalg.lstsq(x[:, cols], y[:, targets], rcond=None)[0]
-    return coef
+    """Ridge regressions, one per row of ``support`` (P, n): column ``targets[p]`` of ``y``
+    on the columns ``support[p]`` of ``x``; (P, n) with zeros off each support.
+
+    The solve scikit-learn's ``ridge_regression`` (pysindy's ridge step) makes with its
+    "cholesky" solver, ``(x_S^T x_S + alpha I) w = x_S^T y``, for all P at once from the
+    precomputed ``xtx`` and ``xty``: each system is the full n x n one with the rows and
+    columns off the support replaced by the identity (so w is 0 there). Where a system is
+    singular (``alpha = 0`` on a rank-deficient support) every problem takes scikit-learn's
+    own fall-back, least squares.
+    """
+    m = support.astype(np.float64)
+    try:
+        return _masked_solve(xtx, xty[:, targets].T, m, alpha)
+    except np.linalg.LinAlgError:
+        out = np.zeros(m.shape)
+        for i, (cols, t) in enumerate(zip(support, targets)):
+            out[i, cols] = np.linalg.lstsq(x[:, cols], y[:, t], rcond=None)[0]
+        return out
+
+
+def _masked_solve(
+    xtx: np.ndarray, rhs: np.ndarray, m: np.ndarray, alpha: float = 0.0
+) -> np.ndarray:
+    """Solve ``(xtx_S + alpha I) w = rhs_S`` on each row's support (``m`` (P, n) of 0/1) at
+    once: the full n x n systems with the rows and columns off the support replaced by
+    the identity, so w is 0 there. Raises ``LinAlgError`` if one is exactly singular."""
+    a = xtx[None] * (m[:, :, None] * m[:, None, :])
+    diag = np.arange(m.shape[1])
+    a[:, diag, diag] += alpha * m + (1.0 - m)
+    return np.linalg.solve(a, (rhs * m)[..., None])[..., 0] * m
+
+
+def _unbiased(
+    x: np.ndarray,
+    y: np.ndarray,
+    support: np.ndarray,
+    targets: np.ndarray,
+    xtx: np.ndarray,
+    xty: np.ndarray,
+) -> np.ndarray:
+    """Least squares, one per row of ``support`` (P, n): column ``targets[p]`` of ``y`` on
+    the columns ``support[p]`` of ``x`` (pysindy's unbias step); (P, n), zeros off each
+    support.
+
+    All at once by the normal equations with one step of iterative refinement against
+    the residual of ``x`` itself (which makes their error that of a QR solution while
+    cond(x_S)^2 eps << 1); a problem where the refinement still moved the solution
+    (ill-conditioned, or singular) is solved by :func:`_lstsq` instead, as are all of
+    them when a system is exactly singular.
+    """
+    m = support.astype(np.float64)
+    try:
+        with np.errstate(all="ignore"):
+            w = _masked_solve(xtx, xty[:, targets].T, m)
+            resid = y[:, targets].T - w @ x.T
+            step = _masked_solve(xtx, resid @ x, m)
+            out = w + step
+            moved = np.abs(step).max(axis=1) > 1e-8 * np.abs(out).max(axis=1)
+            bad = moved | ~np.all(np.isfinite(out), axis=1)
+    except np.linalg.LinAlgError:
+        out, bad = np.zeros(m.shape), np.ones(len(m), dtype=bool)
+    for i in np.flatnonzero(bad):
+        cols = support[i]
+        out[i] = 0.0
+        out[i, cols] = _lstsq(x[:, cols], y[:, [targets[i]]])[:, 0]
+    return out
 
 
 def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:

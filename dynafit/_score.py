@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
 from ._derivatives import differentiate
@@ -146,8 +145,8 @@ def score_many(
     window = first.options.get("window")
     with np.errstate(all="ignore"):
         dxdt = differentiate(X, traj.t, method, order=order, window=window)
-        f = np.asarray(field(jnp.asarray(X), jnp.asarray(xi)), dtype=np.float64)
-        f = f.reshape(R, T, m)
+        # the vector field in numpy float64, from the same lambdified terms as the solver's
+        f = field.g_np(X) * (field.theta_np(X) @ np.swapaxes(xi, -1, -2))
     rows = slice(0, T - 1) if method == "forward" else slice(0, T)
     deriv_r2 = r2(dxdt[:, rows], f[:, rows])
     step = np.diff(X, axis=1)
