@@ -875,31 +875,36 @@ def _ridge(
 
     The solve scikit-learn's ``ridge_regression`` (pysindy's ridge step) makes with its
     "cholesky" solver, ``(x_S^T x_S + alpha I) w = x_S^T y``, for all P at once from the
-    precomputed ``xtx`` and ``xty``: each system is the full n x n one with the rows and
-    columns off the support replaced by the identity (so w is 0 there). Where a system is
-    singular (``alpha = 0`` on a rank-deficient support) every problem takes scikit-learn's
-    own fall-back, least squares.
+    precomputed ``xtx`` and ``xty`` (:func:`_masked_solve`). Where a system is singular
+    (``alpha = 0`` on a rank-deficient support) every problem takes scikit-learn's own
+    fall-back, least squares.
     """
-    m = support.astype(np.float64)
     try:
-        return _masked_solve(xtx, xty[:, targets].T, m, alpha)
+        return _masked_solve(xtx, xty[:, targets].T, support, alpha)
     except np.linalg.LinAlgError:
-        out = np.zeros(m.shape)
+        out = np.zeros(support.shape)
         for i, (cols, t) in enumerate(zip(support, targets)):
             out[i, cols] = np.linalg.lstsq(x[:, cols], y[:, t], rcond=None)[0]
         return out
 
 
 def _masked_solve(
-    xtx: np.ndarray, rhs: np.ndarray, m: np.ndarray, alpha: float = 0.0
+    xtx: np.ndarray, rhs: np.ndarray, support: np.ndarray, alpha: float = 0.0
 ) -> np.ndarray:
-    """Solve ``(xtx_S + alpha I) w = rhs_S`` on each row's support (``m`` (P, n) of 0/1) at
-    once: the full n x n systems with the rows and columns off the support replaced by
-    the identity, so w is 0 there. Raises ``LinAlgError`` if one is exactly singular."""
-    a = xtx[None] * (m[:, :, None] * m[:, None, :])
-    diag = np.arange(m.shape[1])
-    a[:, diag, diag] += alpha * m + (1.0 - m)
-    return np.linalg.solve(a, (rhs * m)[..., None])[..., 0] * m
+    """Solve ``(xtx[S, S] + alpha I) w_S = rhs[p, S]`` for every row p of ``support`` (P, n),
+    S its support; (P, n), zeros off each support and for an empty one. One batched
+    solve per support size, on the gathered s x s systems. Raises ``LinAlgError`` if one
+    is exactly singular."""
+    out = np.zeros(support.shape)
+    sizes = support.sum(axis=1)
+    for s in np.unique(sizes[sizes > 0]).tolist():
+        rows = np.flatnonzero(sizes == s)
+        cols = np.nonzero(support[rows])[1].reshape(rows.size, s)
+        a = xtx[cols[:, :, None], cols[:, None, :]]
+        a[:, np.arange(s), np.arange(s)] += alpha
+        b = np.take_along_axis(rhs[rows], cols, axis=1)
+        out[rows[:, None], cols] = np.linalg.solve(a, b[..., None])[..., 0]
+    return out
 
 
 def _unbiased(
@@ -920,17 +925,16 @@ def _unbiased(
     (ill-conditioned, or singular) is solved by :func:`_lstsq` instead, as are all of
     them when a system is exactly singular.
     """
-    m = support.astype(np.float64)
     try:
         with np.errstate(all="ignore"):
-            w = _masked_solve(xtx, xty[:, targets].T, m)
+            w = _masked_solve(xtx, xty[:, targets].T, support)
             resid = y[:, targets].T - w @ x.T
-            step = _masked_solve(xtx, resid @ x, m)
+            step = _masked_solve(xtx, resid @ x, support)
             out = w + step
             moved = np.abs(step).max(axis=1) > 1e-8 * np.abs(out).max(axis=1)
             bad = moved | ~np.all(np.isfinite(out), axis=1)
     except np.linalg.LinAlgError:
-        out, bad = np.zeros(m.shape), np.ones(len(m), dtype=bool)
+        out, bad = np.zeros(support.shape), np.ones(len(support), dtype=bool)
     for i in np.flatnonzero(bad):
         cols = support[i]
         out[i] = 0.0
