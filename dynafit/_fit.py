@@ -1,8 +1,9 @@
 """``dynafit.fit``: from a Trajectory to a Model by sparse regression (pysindy).
 
 Pipeline: derivatives (``_derivatives``) -> library theta(x) and targets
-(dx_i/dt) / g_i(x) -> columns and targets scaled to unit RMS -> pysindy optimiser
-(STLSQ, SR3 or the ensemble) -> coefficients scaled back. With no ``threshold`` given, a
+(dx_i/dt) / g_i(x) -> columns and targets scaled to unit RMS -> sparse regression
+(pysindy's STLSQ, run for every threshold at once by :func:`stlsq_path`; pysindy's SR3
+or ensemble optimiser) -> coefficients scaled back. With no ``threshold`` given, a
 sweep over thresholds is fitted on the first part of every run and scored on the rest
 (held-out derivative error); the sparsest model whose error is not meaningfully worse
 than the best is chosen (see :func:`select`), and the sweep is kept on ``model.sweep``.
@@ -396,9 +397,9 @@ class _Data:
         self, field: VectorField, all_: _Rows, train: _Rows, test: _Rows, per_equation: bool
     ):
         self._qr: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        # the sweep's small solves per part of the data (and ridge strength), by support:
-        # neighbouring thresholds, and the train and all-data fits of one threshold
-        # sequence, share most supports (every STLSQ starts from the full one)
+        # STLSQ's small solves per part of the data (and ridge strength), by equation and
+        # support: neighbouring thresholds share most of them (every threshold starts
+        # from the full support), and the final fit on all the data repeats the refits'
         self._solves: dict[tuple, dict] = {}
         self.floor = 0.0  # systematic derivative error, fraction of variance (selection)
         self.noise_var = 0.0  # derivative error variance (information criteria's floor)
@@ -815,6 +816,7 @@ def stlsq_path(
     target = np.tile(np.arange(k), T)
     support = np.ones((T * k, n), dtype=bool)
     active = np.ones(T * k, dtype=bool)
+    last = np.zeros((T * k, n))  # each problem's latest thresholded ridge coefficients
     gram: list = []  # X^T X and X^T Y, formed for the first ridge solve
 
     def ridge(sup: np.ndarray, tgt: np.ndarray) -> np.ndarray:
@@ -831,7 +833,11 @@ def stlsq_path(
         new = (np.abs(w) >= thr[idx]) & support[idx].any(axis=1, keepdims=True)
         settled = np.all(new == support[idx], axis=1)
         support[idx] = new
+        last[idx] = np.where(new, w, 0.0)
         active[idx[settled]] = False
+    # unbiased on the terms STLSQ kept, less those its ridge step left at round-off level
+    # (a threshold of 0 keeps every term, also the exactly absent ones of clean data)
+    support &= np.abs(last) > 1e-14
 
     def lstsq(sup: np.ndarray, tgt: np.ndarray) -> np.ndarray:
         if not gram:
@@ -880,7 +886,7 @@ def _ridge(
     fall-back, least squares.
     """
     try:
-        return _masked_solve(xtx, xty[:, targets].T, support, alpha)
+        return _masked_solve(xtx, xty[:, targets].T, support, alpha)[0]
     except np.linalg.LinAlgError:
         out = np.zeros(support.shape)
         for i, (cols, t) in enumerate(zip(support, targets)):
@@ -889,13 +895,23 @@ def _ridge(
 
 
 def _masked_solve(
-    xtx: np.ndarray, rhs: np.ndarray, support: np.ndarray, alpha: float = 0.0
-) -> np.ndarray:
+    xtx: np.ndarray,
+    rhs: np.ndarray,
+    support: np.ndarray,
+    alpha: float = 0.0,
+    pivot_tol: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``(xtx[S, S] + alpha I) w_S = rhs[p, S]`` for every row p of ``support`` (P, n),
-    S its support; (P, n), zeros off each support and for an empty one. One batched
-    solve per support size, on the gathered s x s systems. Raises ``LinAlgError`` if one
-    is exactly singular."""
+    S its support: one batched solve per support size, on the gathered s x s systems.
+
+    Returns ``(w, ill)``: w (P, n), zeros off each support and for an empty one; ill (P,)
+    marks the systems left unsolved (zeros) because their Cholesky factorisation failed
+    or has a pivot below ``pivot_tol`` times the largest diagonal entry (numerically
+    singular: collinear columns, fewer rows than columns). Without ``pivot_tol`` nothing
+    is checked, and an exactly singular system raises ``LinAlgError``.
+    """
     out = np.zeros(support.shape)
+    ill = np.zeros(len(support), dtype=bool)
     sizes = support.sum(axis=1)
     for s in np.unique(sizes[sizes > 0]).tolist():
         rows = np.flatnonzero(sizes == s)
@@ -903,8 +919,18 @@ def _masked_solve(
         a = xtx[cols[:, :, None], cols[:, None, :]]
         a[:, np.arange(s), np.arange(s)] += alpha
         b = np.take_along_axis(rhs[rows], cols, axis=1)
+        if pivot_tol is not None:
+            try:
+                pivots = np.diagonal(np.linalg.cholesky(a), axis1=1, axis2=2) ** 2
+                bad = pivots.min(axis=1) < pivot_tol * np.diagonal(a, axis1=1, axis2=2).max(axis=1)
+            except np.linalg.LinAlgError:  # not positive definite: somewhere in the group
+                bad = np.ones(rows.size, dtype=bool)
+            ill[rows[bad]] = True
+            rows, cols, a, b = rows[~bad], cols[~bad], a[~bad], b[~bad]
+            if rows.size == 0:
+                continue
         out[rows[:, None], cols] = np.linalg.solve(a, b[..., None])[..., 0]
-    return out
+    return out, ill
 
 
 def _unbiased(
@@ -921,20 +947,17 @@ def _unbiased(
 
     All at once by the normal equations with one step of iterative refinement against
     the residual of ``x`` itself (which makes their error that of a QR solution while
-    cond(x_S)^2 eps << 1); a problem where the refinement still moved the solution
-    (ill-conditioned, or singular) is solved by :func:`_lstsq` instead, as are all of
-    them when a system is exactly singular.
+    cond(x_S)^2 eps << 1). A numerically singular support (collinear columns, fewer rows
+    than columns), or one where the refinement still moved the solution, is solved by
+    :func:`_lstsq` instead: its minimum-norm solution, as pysindy's.
     """
-    try:
-        with np.errstate(all="ignore"):
-            w = _masked_solve(xtx, xty[:, targets].T, support)
-            resid = y[:, targets].T - w @ x.T
-            step = _masked_solve(xtx, resid @ x, support)
-            out = w + step
-            moved = np.abs(step).max(axis=1) > 1e-8 * np.abs(out).max(axis=1)
-            bad = moved | ~np.all(np.isfinite(out), axis=1)
-    except np.linalg.LinAlgError:
-        out, bad = np.zeros(support.shape), np.ones(len(support), dtype=bool)
+    with np.errstate(all="ignore"):
+        w, ill = _masked_solve(xtx, xty[:, targets].T, support, pivot_tol=1e-12)
+        resid = y[:, targets].T - w @ x.T
+        step, _ = _masked_solve(xtx, resid @ x, support & ~ill[:, None])
+        out = w + step
+        moved = np.abs(step).max(axis=1) > 1e-8 * np.abs(out).max(axis=1)
+        bad = ill | moved | ~np.all(np.isfinite(out), axis=1)
     for i in np.flatnonzero(bad):
         cols = support[i]
         out[i] = 0.0

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from _systems import linear_traj, lv_traj
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dynafit
 
@@ -216,6 +218,44 @@ def test_stlsq_path_matches_pysindy_threshold_by_threshold():
         np.testing.assert_allclose(coef, ref, rtol=1e-7, atol=1e-9)
     again = stlsq_path(X, Y, grid[::-1], alpha=1e-3, max_iter=20, memo=memo)
     np.testing.assert_array_equal(again[::-1], got)
+
+
+@settings(max_examples=25, derandomize=True, deadline=None)
+@given(
+    n_rows=st.integers(8, 120),
+    n_cols=st.integers(1, 14),
+    n_targets=st.integers(1, 6),
+    density=st.floats(0.1, 0.9),
+    noise=st.sampled_from([0.0, 0.01, 0.3]),
+    alpha=st.sampled_from([1e-6, 1e-3, 0.1]),
+    collinear=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_stlsq_path_matches_pysindy_on_random_problems(
+    n_rows, n_cols, n_targets, density, noise, alpha, collinear, seed
+):
+    """Random sparse problems (also fewer rows than columns, a collinear column, single
+    columns and targets): every threshold of a sweep gives pysindy's STLSQ support and
+    coefficients."""
+    import pysindy as ps
+
+    from dynafit._fit import stlsq_path
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_cols)) * rng.uniform(0.2, 5.0, n_cols)
+    if collinear and n_cols >= 3:
+        X[:, -1] = X[:, 0] - 0.5 * X[:, 1]
+    W = rng.normal(size=(n_cols, n_targets)) * (rng.random((n_cols, n_targets)) < density)
+    Y = X @ W + noise * rng.normal(size=(n_rows, n_targets))
+    grid = np.concatenate([[0.0], np.geomspace(1e-3, 10.0, 9)])
+    got = stlsq_path(X, Y, grid, alpha=alpha, max_iter=20)
+    for thr, coef in zip(grid, got):
+        ref = ps.STLSQ(threshold=thr, alpha=alpha, max_iter=20).fit(X, Y).coef_
+        # terms above round-off (clean data leave absent terms at ~1e-17 in both)
+        np.testing.assert_array_equal(
+            np.abs(coef) > 1e-12, np.abs(ref) > 1e-12, err_msg=f"threshold {thr}"
+        )
+        np.testing.assert_allclose(coef, ref, rtol=1e-6, atol=1e-8, err_msg=f"threshold {thr}")
 
 
 def test_unbias_matches_least_squares_also_on_collinear_supports():
