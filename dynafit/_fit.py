@@ -11,6 +11,7 @@ than the best is chosen (see :func:`select`), and the sweep is kept on ``model.s
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -598,8 +599,9 @@ class _Data:
         coef = np.asarray(opt.coef_, dtype=np.float64).reshape(Y.shape[1], X.shape[1])
         return np.where(np.isfinite(coef), coef, 0.0)
 
-    def predict(self, xi: np.ndarray, rows: _Rows) -> np.ndarray:
-        return rows.g * (rows.theta @ xi.T)
+    def predict(self, xis: np.ndarray, rows: _Rows) -> np.ndarray:
+        """dx/dt of every coefficient matrix in ``xis`` (K, m, n) on ``rows``: (K, rows, m)."""
+        return rows.g * (rows.theta @ xis.transpose(0, 2, 1))
 
     def heldout_error(self, xi: np.ndarray) -> tuple[float, float]:
         """Mean over variables of MSE / variance on the held-out rows, and its standard error."""
@@ -611,8 +613,7 @@ class _Data:
         rows = self.test
         var = rows.dxdt.var(axis=0)
         var = np.where(var > 0, var, 1.0)
-        pred = rows.g * (rows.theta @ xis.transpose(0, 2, 1))
-        e = ((rows.dxdt - pred) ** 2 / var).mean(axis=2)  # (K, rows)
+        e = ((rows.dxdt - self.predict(xis, rows)) ** 2 / var).mean(axis=2)  # (K, rows)
         blocks, which = np.unique(rows.blocks, return_inverse=True)
         counts = np.bincount(which, minlength=blocks.size)
         means = np.stack([np.bincount(which, ek, minlength=blocks.size) for ek in e]) / counts
@@ -625,7 +626,7 @@ class _Data:
 
     def information(self, xis: np.ndarray, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
         """AIC and BIC (:func:`information_criteria`) of every matrix in ``xis`` (K, m, n)."""
-        resid = rows.dxdt - rows.g * (rows.theta @ xis.transpose(0, 2, 1))
+        resid = rows.dxdt - self.predict(xis, rows)
         rss = np.einsum("krm,krm->k", resid, resid)
         k = np.count_nonzero(xis, axis=(1, 2))
         out = [_criteria(r, resid[0].size, int(j), self.noise_var) for r, j in zip(rss, k)]
@@ -801,11 +802,12 @@ def stlsq_path(
     then the unbias step, least squares of each target on its final support. pysindy
     iterates one threshold at a time and, inside, one target at a time, re-solving
     targets whose support has settled; here each iteration is one pass over the
-    problems (threshold x target) still changing, and a support shared by several of
-    them (every threshold's first iteration; neighbouring thresholds) is factorised once
-    for all targets. ``memo`` keeps those solutions across calls on the same ``X`` and
-    ``Y`` (a sweep and its refits). ``tests/test_fit.py`` checks the coefficients against
-    ``pysindy.STLSQ`` threshold by threshold.
+    problems (threshold x target) still changing, a (target, support) pair shared by
+    several of them (every threshold's first iteration; neighbouring thresholds) is
+    solved once, and the distinct systems are solved together, batched by support size
+    (:func:`_masked_solve`). ``memo`` keeps those solutions across calls on the same
+    ``X`` and ``Y`` (a sweep, its refits and the final fit). ``tests/test_fit.py`` checks
+    the coefficients against ``pysindy.STLSQ`` threshold by threshold.
 
     ``X`` (N, n), ``Y`` (N, k); returns coefficients (n_thresholds, k, n).
     """
@@ -817,12 +819,13 @@ def stlsq_path(
     support = np.ones((T * k, n), dtype=bool)
     active = np.ones(T * k, dtype=bool)
     last = np.zeros((T * k, n))  # each problem's latest thresholded ridge coefficients
-    gram: list = []  # X^T X and X^T Y, formed for the first ridge solve
+
+    @functools.cache
+    def gram() -> tuple[np.ndarray, np.ndarray]:  # formed when the memo cannot answer
+        return X.T @ X, X.T @ Y
 
     def ridge(sup: np.ndarray, tgt: np.ndarray) -> np.ndarray:
-        if not gram:
-            gram.extend((X.T @ X, X.T @ Y))
-        return _ridge(X, Y, sup, tgt, alpha, *gram)
+        return _ridge(X, Y, sup, tgt, alpha, *gram())
 
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
@@ -840,9 +843,7 @@ def stlsq_path(
     support &= np.abs(last) > 1e-14
 
     def lstsq(sup: np.ndarray, tgt: np.ndarray) -> np.ndarray:
-        if not gram:
-            gram.extend((X.T @ X, X.T @ Y))
-        return _unbiased(X, Y, sup, tgt, *gram)
+        return _unbiased(X, Y, sup, tgt, *gram())
 
     return _solved(memo, "lstsq", support, target, lstsq).reshape(T, k, n)
 
@@ -889,8 +890,7 @@ def _ridge(
         return _masked_solve(xtx, xty[:, targets].T, support, alpha)[0]
     except np.linalg.LinAlgError:
         out = np.zeros(support.shape)
-        for i, (cols, t) in enumerate(zip(support, targets)):
-            out[i, cols] = np.linalg.lstsq(x[:, cols], y[:, t], rcond=None)[0]
+        _lstsq_rows(x, y, support, targets, np.arange(len(support)), out)
         return out
 
 
@@ -958,11 +958,24 @@ def _unbiased(
         out = w + step
         moved = np.abs(step).max(axis=1) > 1e-8 * np.abs(out).max(axis=1)
         bad = ill | moved | ~np.all(np.isfinite(out), axis=1)
-    for i in np.flatnonzero(bad):
-        cols = support[i]
-        out[i] = 0.0
-        out[i, cols] = _lstsq(x[:, cols], y[:, [targets[i]]])[:, 0]
+    _lstsq_rows(x, y, support, targets, np.flatnonzero(bad), out)
     return out
+
+
+def _lstsq_rows(
+    x: np.ndarray,
+    y: np.ndarray,
+    support: np.ndarray,
+    targets: np.ndarray,
+    rows: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[p]`` = :func:`_lstsq` of column ``targets[p]`` of ``y`` on the columns
+    ``support[p]`` of ``x`` (zeros elsewhere), problem by problem, for every p in ``rows``."""
+    for p in rows:
+        cols = support[p]
+        out[p] = 0.0
+        out[p, cols] = _lstsq(x[:, cols], y[:, [targets[p]]])[:, 0]
 
 
 def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:

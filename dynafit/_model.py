@@ -95,10 +95,15 @@ class VectorField:
         return self._stack(self._g_np(*[x[..., i] for i in range(self.m)]), x, np)
 
     def solver(self, solver: str, rtol: float, atol: float, max_steps: int, blowup: float):
-        """A jitted ``(Xi[B], x0[B], ts) -> (ys[B, T, m], ok[B], out_of_steps[B])``."""
+        """A jitted ``(Xi[B], x0[B], ts) -> (ys[B, T, m], ok[B], out_of_steps[B])``; solver
+        ``"joint"`` is :func:`rollout_joint`'s stacked Tsit5 solve, whose last output is
+        one flag: the solve finished."""
         key = (solver, float(rtol), float(atol), int(max_steps), float(blowup))
         if key not in self._solvers:
-            self._solvers[key] = _make_solver(self, *key)
+            if solver == "joint":
+                self._solvers[key] = _make_joint_solver(self, *key[1:])
+            else:
+                self._solvers[key] = _make_solver(self, *key)
         return self._solvers[key]
 
 
@@ -158,15 +163,11 @@ def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup)
 def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
     """One adaptive Tsit5 integration of B models as one system of B x m states (see
     :func:`rollout_joint`)."""
-    error_norm = _max_member_rms
 
     def vector(t, y, args):
         xi, bound = args
         alive = jnp.all(jnp.abs(y) < bound[:, None], axis=-1)  # False past the bound, or NaN
-        out = jnp.einsum("bk,bmk->bm", field.theta(y), xi)
-        if not field.g_is_one:
-            out = field.g(y) * out
-        return jnp.where(alive[:, None], out, 0.0)
+        return jnp.where(alive[:, None], field(y[:, None], xi)[:, 0], 0.0)
 
     def run(xi, x0, ts):
         bound = blowup * (1.0 + jnp.max(jnp.abs(x0), axis=-1))
@@ -179,7 +180,7 @@ def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
             y0=x0,
             args=(xi, bound),
             saveat=dfx.SaveAt(ts=ts),
-            stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, norm=error_norm),
+            stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, norm=_max_member_rms),
             max_steps=max_steps,
             throw=False,
         )
@@ -221,17 +222,22 @@ def rollout_joint(
     of its ``max_steps`` (a stiff model slows them all: use :func:`rollout`).
     """
     dtype = jnp.zeros(()).dtype
-    single = dtype != jnp.float64
-    tol = (max(rtol, 1e-5), atol) if single else (rtol, atol)
-    key = ("joint", *map(float, tol), int(max_steps), float(blowup))
-    if key not in field._solvers:
-        field._solvers[key] = _make_joint_solver(field, *tol, int(max_steps), float(blowup))
-    ys, ok, done = field._solvers[key](
+    solve = field.solver("joint", *_tolerances(rtol, atol, dtype), max_steps, blowup)
+    ys, ok, done = solve(
         jnp.asarray(xi, dtype=dtype), jnp.asarray(x0, dtype=dtype), jnp.asarray(t, dtype=dtype)
     )
     if not bool(done):
         return None
     return np.array(ys), np.array(ok)
+
+
+def _tolerances(rtol: float, atol: float, dtype, stiff: bool = False) -> tuple[float, float]:
+    """(rtol, atol) as the solvers use them: in single precision, tolerances near float32's
+    resolution make the step-size controller thrash (and Kvaerno5's Newton iterations
+    fail), so they are floored."""
+    if dtype == jnp.float64:
+        return rtol, atol
+    return max(rtol, 1e-5), (max(atol, 1e-6) if stiff else atol)
 
 
 def pow2_padding(n: int) -> np.ndarray:
@@ -266,12 +272,8 @@ def rollout(
     ts = jnp.asarray(t, dtype=dtype)
     xi_j = jnp.asarray(xi, dtype=dtype)
     x0_j = jnp.asarray(x0, dtype=dtype)
-    # in single precision, tolerances near float32's resolution make the step-size
-    # controller thrash (and Kvaerno5's Newton iterations fail): floor them
-    single = dtype != jnp.float64
-    explicit_tol = (max(rtol, 1e-5), atol) if single else (rtol, atol)
-    stiff_tol = (max(rtol, 1e-5), max(atol, 1e-6)) if single else (rtol, atol)
-    tol = stiff_tol if solver == "kvaerno5" else explicit_tol
+    stiff_tol = _tolerances(rtol, atol, dtype, stiff=True)
+    tol = stiff_tol if solver == "kvaerno5" else _tolerances(rtol, atol, dtype)
     ys, ok, maxed = field.solver(solver, *tol, max_steps, blowup)(xi_j, x0_j, ts)
     ys, ok, maxed = np.array(ys), np.array(ok), np.array(maxed)
     if solver == "tsit5" and maxed.any():
