@@ -26,6 +26,7 @@ from ._derivatives import check_method, differentiate, resolve, white_noise_deri
 from ._model import Model, VectorField, pow2_padding, rollout, rollout_joint, vector_field
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
+from .families._shared_rate import AbstractSharedRateFamily
 
 OPTIMIZERS = ("stlsq", "sr3", "ensemble")
 #: evidence (BIC units per added term) for a denser candidate inside the held-out band:
@@ -103,6 +104,16 @@ def fit(
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
     fam = get_family(family)
+    if isinstance(fam, AbstractSharedRateFamily):
+        # structured families (shared quantities, fitted weights): their own fit
+        from ._structured import fit_structured
+
+        if optimizer != "stlsq" or threshold is not None or n_terms is not None:
+            raise ValueError(
+                f"the {fam.name!r} family is fitted by least squares and trajectory matching; "
+                "optimizer, threshold and n_terms do not apply"
+            )
+        return fit_structured(traj, fam, derivative, **options)
     unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
     if unknown:
         raise ValueError(

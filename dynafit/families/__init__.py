@@ -8,3 +8,7 @@ from ._base import register as register
 from .linear import Linear as Linear
 from .lotka_volterra import LotkaVolterra as LotkaVolterra
 from .polynomial import Polynomial as Polynomial
+from ._shared_rate import AbstractSharedRateFamily as AbstractSharedRateFamily
+from .low_rank_linear import LowRankLinear as LowRankLinear
+from .low_rank_lv import LowRankLV as LowRankLV
+from .mean_field_lv import MeanFieldLV as MeanFieldLV
