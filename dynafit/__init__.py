@@ -10,10 +10,10 @@ from ._selection import plot_r2_vs_dim as plot_r2_vs_dim
 from ._selection import summarize_runs as summarize_runs
 from ._stable import fit_stable as fit_stable
 from ._survival import actual_survivors as actual_survivors
-from ._survivor_forecast import compare_survivors as compare_survivors
 from ._survival import fittest as fittest
 from ._survival import survival_scores as survival_scores
 from ._survival import survivors as survivors
+from ._survivor_forecast import compare_survivors as compare_survivors
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import circle_signals as circle_signals
 from ._trajectory import load as load

@@ -597,8 +597,7 @@ class Model:
             if (
                 candidate is not None
                 and tuple(candidate.terms(z)) == want_terms
-                and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)]
-                == shared
+                and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)] == shared
                 and tuple(candidate.prefactors(z)) == want_prefs
             ):
                 family = candidate

@@ -44,7 +44,7 @@ STRUCTURED_OPTIONS: dict[str, Any] = {
     # d_i <= 0 and u_ik <= 0 in the derivative fit (self-limitation and competition,
     # which keep a Lotka-Volterra rollout bounded); None: for the per-capita families
     "competitive": None,
-    "als_iter": 30,  # weight fit: at most this many x (rank x m) residual evaluations
+    "als_iter": 10,  # weight fit: at most this many x (rank x m + 1) residual evaluations
     "steps": 0,  # trajectory-matching steps (0: derivative fit only)
     "lr": 1e-2,
     "horizons": "auto",
@@ -75,7 +75,11 @@ def fit_structured(
     if isinstance(als, bool) or not isinstance(als, (int, np.integer)) or als < 1:
         raise ValueError(f"als_iter must be a positive int, got {als!r}")
     lr = opts["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+    if (
+        isinstance(lr, bool)
+        or not isinstance(lr, (int, float))
+        or not (math.isfinite(lr) and lr > 0)
+    ):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     tl = opts["time_limit"]
     if tl is not None and not (isinstance(tl, (int, float)) and math.isfinite(tl) and tl > 0):
@@ -134,8 +138,10 @@ def fit_structured(
 
     # ---- trajectory matching: every parameter, through diffrax
     start_ys, _ = rollout(
-        model.field, np.broadcast_to(model.coefficients, (R, *model.coefficients.shape)),
-        x[:, 0], traj.t,
+        model.field,
+        np.broadcast_to(model.coefficients, (R, *model.coefficients.shape)),
+        x[:, 0],
+        traj.t,
     )
     start_r2 = float(np.mean(r2(x, start_ys)))
     hs = opts["horizons"]
@@ -166,8 +172,11 @@ def fit_structured(
         inf = np.inf
         lower = (np.zeros(m), np.full(m, -inf), np.full(m, -inf), np.full((m, K), -inf), V * 0)
         upper = (np.full(m, inf), np.full(m, inf), np.zeros(m), np.zeros((m, K)), V * 0 + inf)
-        optimizer = _projected(optimizer, [_free_bound(b, a, u) for b, a, u in zip(lower, p0, units)],
-                               [_free_bound(b, a, u) for b, a, u in zip(upper, p0, units)])
+        optimizer = _projected(
+            optimizer,
+            [_free_bound(b, a, u) for b, a, u in zip(lower, p0, units)],
+            [_free_bound(b, a, u) for b, a, u in zip(upper, p0, units)],
+        )
     res = optimise_rollout(
         _field(bool(family.per_capita)),
         _to_params,
@@ -191,8 +200,10 @@ def fit_structured(
     if res.best_step > 0 and all(np.all(np.isfinite(a)) for a in found):
         cand = _model(family, traj.names, *found, record)
         ys, _ = rollout(
-            cand.field, np.broadcast_to(cand.coefficients, (R, *cand.coefficients.shape)),
-            x[:, 0], traj.t,
+            cand.field,
+            np.broadcast_to(cand.coefficients, (R, *cand.coefficients.shape)),
+            x[:, 0],
+            traj.t,
         )
         cand_r2 = float(np.mean(r2(x, ys)))
         if cand_r2 > start_r2 or (not np.isfinite(start_r2) and np.isfinite(cand_r2)):
@@ -273,7 +284,9 @@ def _als(x, dxdt, g, family: AbstractSharedRateFamily, n_iter: int, competitive:
     For fixed V the coefficients are linear least squares (:func:`_per_equation`); V
     itself is fitted by variable projection: scipy's ``least_squares`` (trust-region
     reflective) on the residual that remains after the coefficients are solved for the
-    current V, ``n_iter`` x (K m) residual evaluations at most.
+    current V, ``n_iter`` x (K m + 1) residual evaluations at most (about ``n_iter``
+    Jacobians). Inside, the coefficients are unconstrained; ``competitive`` signs are
+    imposed on the final solve for the fitted V.
     """
     import scipy.optimize
 
@@ -295,13 +308,14 @@ def _als(x, dxdt, g, family: AbstractSharedRateFamily, n_iter: int, competitive:
 
         def residual(v: np.ndarray) -> np.ndarray:
             W = v.reshape(K, m)
-            e, c, d, U = _per_equation(x, dxdt, g, W, competitive, offset)
+            # unconstrained inside (fast); the signs are imposed on the final solve
+            e, c, d, U = _per_equation(x, dxdt, g, W, False, offset)
             return ((dxdt - e - g * (c + d * x + (x @ W.T) @ U.T)) / scale).ravel()
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sol = scipy.optimize.least_squares(
-                residual, V.ravel(), method="trf", max_nfev=n_iter * K * m, x_scale="jac"
+                residual, V.ravel(), method="trf", max_nfev=n_iter * (K * m + 1), x_scale="jac"
             )
         if np.all(np.isfinite(sol.x)) and sol.cost <= 0.5 * np.sum(residual(V.ravel()) ** 2):
             V = sol.x.reshape(K, m)

@@ -25,10 +25,7 @@ def _mean_field_truth():
 
 def _simulate(rhs, x0s, t):
     return np.stack(
-        [
-            solve_ivp(rhs, (t[0], t[-1]), x0, t_eval=t, rtol=1e-10, atol=1e-12).y.T
-            for x0 in x0s
-        ]
+        [solve_ivp(rhs, (t[0], t[-1]), x0, t_eval=t, rtol=1e-10, atol=1e-12).y.T for x0 in x0s]
     )
 
 
@@ -178,7 +175,9 @@ def test_trajectory_matching_keeps_or_improves(mean_field_data):
     matched = dynafit.fit(noisy, "low_rank_lv", derivative="centered", steps=20)
     info = matched.options["refine"]
     assert info["steps_run"] == 20
-    assert matched.score(noisy)["rollout_r2"].mean() >= plain.score(noisy)["rollout_r2"].mean() - 1e-6
+    assert (
+        matched.score(noisy)["rollout_r2"].mean() >= plain.score(noisy)["rollout_r2"].mean() - 1e-6
+    )
 
 
 def test_bad_input(mean_field_data):
@@ -248,3 +247,36 @@ def test_compare_survivors_bad_input(competition):
         dynafit.compare_survivors(model, competition, 60.0, start="middle")
     with pytest.raises(ValueError, match="Trajectory"):
         dynafit.compare_survivors(model, competition.x, 60.0)
+
+
+def test_inflow_term_recovered_and_printed():
+    """dS_i/dt = e_i + S_i (r_i + a_i S_i + b_i T): losers settle on a floor e_i / |rate|."""
+    r, a, b = _mean_field_truth()
+    e = np.linspace(0.01, 0.06, M)
+    t = np.linspace(0.0, 10.0, 201)
+    x0s = np.random.default_rng(5).uniform(0.05, 0.5, (2, M))
+    x = _simulate(lambda _, s: e + s * (r + a * s + b * s.sum()), x0s, t)
+    traj = dynafit.Trajectory(t, x, names=NAMES)
+    model = dynafit.fit(traj, MeanFieldLV(offset=True))
+    xi = model.coefficients
+    idx = np.arange(M)
+    np.testing.assert_allclose(xi[:, 0], e, rtol=1e-3)
+    np.testing.assert_allclose(xi[idx, 1 + idx], r, rtol=1e-3)
+    np.testing.assert_allclose(xi[idx, 1 + M + idx], a, rtol=1e-3)
+    np.testing.assert_allclose(xi[idx, 1 + 2 * M + idx], b, rtol=1e-3)
+    assert model.n_terms == 4 * M
+    S1, T = sympy.symbols("S1 T")
+    assert model.equations()[0].rhs.free_symbols == {S1, T}
+    back = dynafit.Model.from_dict(model.to_dict())
+    assert back.family == MeanFieldLV(offset=True) and str(back) == str(model)
+
+
+def test_competitive_matching_keeps_signs(mean_field_data):
+    traj, _ = mean_field_data
+    model = dynafit.fit(traj.run(0), MeanFieldLV(offset=True), steps=15)
+    xi = model.coefficients
+    idx = np.arange(M)
+    assert model.options["competitive"] is True
+    assert np.all(xi[:, 0] >= 0)  # inflow
+    assert np.all(xi[idx, 1 + M + idx] <= 0)  # self-limitation
+    assert np.all(xi[idx, 1 + 2 * M + idx] <= 0)  # competition through T

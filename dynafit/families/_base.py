@@ -35,7 +35,9 @@ class AbstractFamily(abc.ABC):
         """g_i(x), one per state variable; 1 unless the family says otherwise."""
         return tuple(sympy.Integer(1) for _ in symbols)
 
-    def shared(self, symbols: Sequence[sympy.Symbol]) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+    def shared(
+        self, symbols: Sequence[sympy.Symbol]
+    ) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
         """Shared quantities the terms may use, as ``(symbol, expression over symbols)``
         pairs (for example ``T = x_1 + ... + x_m``); none unless the family says otherwise.
 
@@ -131,7 +133,9 @@ class MonomialFamily(AbstractFamily):
         over = (*symbols, *(sym for sym, _ in self.shared(symbols)))
         return tuple(monomial(over, e) for e in self.term_exponents)
 
-    def shared(self, symbols: Sequence[sympy.Symbol]) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+    def shared(
+        self, symbols: Sequence[sympy.Symbol]
+    ) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
         return tuple(
             (
                 sympy.Symbol(n),

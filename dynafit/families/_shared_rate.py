@@ -106,7 +106,9 @@ class AbstractSharedRateFamily(AbstractFamily):
             *(s * qk for qk in q for s in symbols),
         )
 
-    def shared(self, symbols: Sequence[sympy.Symbol]) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+    def shared(
+        self, symbols: Sequence[sympy.Symbol]
+    ) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
         w = self.weight_matrix(len(symbols))
         out = []
         for q, row in zip(self.shared_symbols(symbols), w):
