@@ -14,6 +14,7 @@ from ._survival import fittest as fittest
 from ._survival import survival_scores as survival_scores
 from ._survival import survivors as survivors
 from ._survivor_forecast import compare_survivors as compare_survivors
+from ._survivor_forecast import early_window_table as early_window_table
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import circle_signals as circle_signals
 from ._trajectory import load as load

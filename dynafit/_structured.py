@@ -10,7 +10,7 @@
    start is v = 1 (the plain total) and, for K > 1, the leading singular vectors of
    the off-diagonal part of a dense least-squares fit (reduced-rank regression).
    Families whose weights are fixed (mean field) need the linear step only.
-3. Trajectory matching (``steps`` > 0): every parameter, v included, moves to
+3. Trajectory matching (``steps``, 400 by default; 0 skips it): every parameter, v included, moves to
    minimise the error of the integrated trajectory over the whole window and every run
    (``dynafit._rollout_opt.optimise_rollout``: optax through diffrax, multiple shooting
    on a curriculum of growing horizons); the result is checked with the model's own
@@ -45,7 +45,7 @@ STRUCTURED_OPTIONS: dict[str, Any] = {
     # which keep a Lotka-Volterra rollout bounded); None: for the per-capita families
     "competitive": None,
     "als_iter": 10,  # weight fit: at most this many x (rank x m + 1) residual evaluations
-    "steps": 0,  # trajectory-matching steps (0: derivative fit only)
+    "steps": 400,  # trajectory-matching steps (0: the derivative fit only)
     "lr": 1e-2,
     "horizons": "auto",
     "optimizer": "adam",

@@ -136,3 +136,161 @@ def _number(v: Any, what: str) -> float:
     if not math.isfinite(v):
         raise ValueError(f"{what} must be finite, got {v}")
     return v
+
+
+#: the candidates of :func:`early_window_table` by default: name -> (family, fit options)
+DEFAULT_CANDIDATES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "mean_field_lv": ("mean_field_lv", {}),
+    "linear": ("linear", {}),
+    "linear least squares": ("linear", {"threshold": 0.0}),
+}
+
+
+def early_window_table(
+    traj: Trajectory,
+    windows: Sequence[float] = (100, 200, 500, 1000),
+    candidates: dict[str, tuple[Any, dict[str, Any]]] | None = None,
+    *,
+    until: float | None = None,
+    forecast_window: float | None = 1000.0,
+    horizons: Sequence[float] = (50, 100, 250, 500, 1000),
+    progress: Any = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Survivors and forecasts from the early window, by fit window and candidate model.
+
+    For every run of ``traj`` and window 0..W in ``windows``, every candidate
+    (``name -> (family, fit options)``, default :data:`DEFAULT_CANDIDATES`) is fitted
+    on the window and :func:`compare_survivors` predicts the survivors at ``until``
+    (default: the run's last time). With ``forecast_window`` (F), each candidate fitted
+    on 0..F also forecasts from the state at F over ``horizons`` (those that fit in the
+    runs): relative RMSE (forecast RMSE / RMS of the data over the horizon) and skill
+    against persistence (1 - RMSE / RMSE of holding the state at F).
+
+    Returns ``(survivors, forecasts)``: DataFrames with columns run, window, candidate,
+    predicted, n_predicted, f1, rollout_r2 (in the window), params_per_variable, fit_s
+    (plus the rows of the baselines "alive at W" and "top-k at W (told k)"); and run,
+    candidate, horizon, rel_rmse, skill (plus "persistence" rows, skill 0).
+    ``progress``: called with one line of text per fit (for example ``print``).
+    """
+    import time
+
+    from ._fit import fit
+
+    if not isinstance(traj, Trajectory):
+        raise ValueError(
+            f"early_window_table needs a dynafit.Trajectory, got {type(traj).__name__}"
+        )
+    candidates = DEFAULT_CANDIDATES if candidates is None else dict(candidates)
+    if not candidates:
+        raise ValueError("early_window_table needs at least one candidate")
+    windows = [_number(w, "window") for w in windows]
+    if not windows and forecast_window is None:
+        raise ValueError("early_window_table needs a window or a forecast_window")
+    end = float(traj.t[-1]) if until is None else _number(until, "until")
+    for w in windows:
+        if not (traj.t[0] < w < end) or not np.isclose(traj.t, w).any():
+            raise ValueError(
+                f"window end {w:g} must be a time of traj before until ({end:g}); traj runs "
+                f"{traj.t[0]:g}..{traj.t[-1]:g}"
+            )
+    say = progress if callable(progress) else (lambda line: None)
+    surv_rows: list[dict[str, Any]] = []
+    fc_rows: list[dict[str, Any]] = []
+    t_start = float(traj.t[0])
+    for r, run in enumerate(traj.runs()):
+        for W in windows:
+            win = run.window(t_start, W)
+            table = None
+            for name, (family, options) in candidates.items():
+                t0 = time.perf_counter()
+                model = fit(win, family, **options)
+                seconds = time.perf_counter() - t0
+                table = compare_survivors(model, run, end, t=W).set_index("method")
+                inside = float(np.mean(model.score(win)["rollout_r2"]))
+                surv_rows.append(
+                    {
+                        "run": r,
+                        "window": W,
+                        "candidate": name,
+                        "predicted": table.loc["model", "predicted"],
+                        "n_predicted": int(table.loc["model", "n_predicted"]),
+                        "f1": float(table.loc["model", "f1"]),
+                        "rollout_r2": inside,
+                        "params_per_variable": params_per_variable(model),
+                        "fit_s": round(seconds, 2),
+                    }
+                )
+                say(
+                    f"run {r} window 0..{W:g} {name}: survivors "
+                    f"{table.loc['model', 'predicted'] or '-'} (actual "
+                    f"{table.loc['model', 'actual']}), F1 {surv_rows[-1]['f1']:.2f}, "
+                    f"rollout R^2 {inside:.3f}, {seconds:.1f} s"
+                )
+            for method, label in (
+                ("alive_at_t", "alive at W"),
+                ("top_k_at_t", "top-k at W (told k)"),
+            ):
+                surv_rows.append(
+                    {
+                        "run": r,
+                        "window": W,
+                        "candidate": label,
+                        "predicted": table.loc[method, "predicted"],
+                        "n_predicted": int(table.loc[method, "n_predicted"]),
+                        "f1": float(table.loc[method, "f1"]),
+                    }
+                )
+        if forecast_window is None:
+            continue
+        F = _number(forecast_window, "forecast_window")
+        hs = [float(h) for h in horizons if np.isclose(run.t, F + float(h)).any()]
+        if not hs:
+            continue
+        train = run.window(t_start, F)
+        for name, (family, options) in candidates.items():
+            t0 = time.perf_counter()
+            model = fit(train, family, **options)
+            seconds = time.perf_counter() - t0
+            for h in hs:
+                sc = model.score(run.window(t_start, F + h), horizon=h)
+                rms = float(np.sqrt(np.mean(run.window(F, F + h).x[..., 1:, :] ** 2)))
+                fc_rows.append(
+                    {
+                        "run": r,
+                        "candidate": name,
+                        "horizon": h,
+                        "rel_rmse": float(np.mean(sc["forecast_rmse"])) / rms,
+                        "skill": float(np.mean(sc["forecast_skill"])),
+                        "params_per_variable": params_per_variable(model),
+                        "fit_s": round(seconds, 2),
+                    }
+                )
+            say(
+                f"run {r} forecast from {F:g} {name}: skill "
+                + ", ".join(f"{row['skill']:.2f}" for row in fc_rows[-len(hs) :])
+                + f" at {', '.join(f'{h:g}' for h in hs)} steps"
+            )
+        for h in hs:
+            ahead = run.window(F, F + h).x[..., 1:, :]
+            hold = run.x[..., int(np.flatnonzero(np.isclose(run.t, F))[0]), :][..., None, :]
+            rmse = float(np.sqrt(np.mean((ahead - hold) ** 2)))
+            fc_rows.append(
+                {
+                    "run": r,
+                    "candidate": "persistence",
+                    "horizon": h,
+                    "rel_rmse": rmse / float(np.sqrt(np.mean(ahead**2))),
+                    "skill": 0.0,
+                }
+            )
+    return pd.DataFrame(surv_rows), pd.DataFrame(fc_rows)
+
+
+def params_per_variable(model: Any) -> float:
+    """Numbers a reader must know per variable: non-zero coefficients plus the shared
+    quantities' weights (a family's ``weights``), divided by the number of variables."""
+    n = int(model.n_terms)
+    weights = getattr(model.family, "weights", None)
+    if weights is not None:
+        n += int(np.count_nonzero(np.asarray(weights)))
+    return n / model.n_vars

@@ -62,7 +62,7 @@ def test_registered_and_instances():
 
 def test_mean_field_recovers_coefficients(mean_field_data):
     traj, (r, a, b) = mean_field_data
-    model = dynafit.fit(traj, "mean_field_lv")
+    model = dynafit.fit(traj, "mean_field_lv", steps=0)
     xi = model.coefficients
     assert xi.shape == (M, 1 + M + 1)
     np.testing.assert_allclose(xi[:, 0], r, rtol=1e-4)
@@ -77,7 +77,7 @@ def test_mean_field_recovers_coefficients(mean_field_data):
 
 def test_compact_equations(mean_field_data):
     traj, _ = mean_field_data
-    model = dynafit.fit(traj, MeanFieldLV())
+    model = dynafit.fit(traj, MeanFieldLV(), steps=0)
     text = str(model).splitlines()
     assert text[0] == "T = " + " + ".join(NAMES)  # the shared term, named once
     assert len(text) == 1 + M
@@ -97,7 +97,7 @@ def test_compact_equations(mean_field_data):
 
 def test_save_load_round_trip(tmp_path, mean_field_data, low_rank_data):
     for traj, family in ((mean_field_data[0], "mean_field_lv"), (low_rank_data[0], "low_rank_lv")):
-        model = dynafit.fit(traj, family)
+        model = dynafit.fit(traj, family, steps=0)
         path = model.save(tmp_path / f"{family}.json")
         data = json.loads(path.read_text())
         assert data["shared"][0]["name"] == "T"
@@ -112,7 +112,7 @@ def test_save_load_round_trip(tmp_path, mean_field_data, low_rank_data):
 
 
 def test_load_rejects_malformed_shared(tmp_path, mean_field_data):
-    model = dynafit.fit(mean_field_data[0], "mean_field_lv")
+    model = dynafit.fit(mean_field_data[0], "mean_field_lv", steps=0)
     data = model.to_dict()
     data["shared"][0]["polynomial"][0][0] = "__import__('os')"
     path = tmp_path / "bad.json"
@@ -122,7 +122,7 @@ def test_load_rejects_malformed_shared(tmp_path, mean_field_data):
 
 
 def test_unregistered_shared_family_loads_as_monomials(tmp_path, mean_field_data):
-    model = dynafit.fit(mean_field_data[0], "mean_field_lv")
+    model = dynafit.fit(mean_field_data[0], "mean_field_lv", steps=0)
     data = model.to_dict()
     data["family"] = "someone_elses"
     path = tmp_path / "other.json"
@@ -135,7 +135,7 @@ def test_unregistered_shared_family_loads_as_monomials(tmp_path, mean_field_data
 
 def test_low_rank_lv_recovers_weighted_total(low_rank_data):
     traj, (r, a, b, v) = low_rank_data
-    model = dynafit.fit(traj, "low_rank_lv")
+    model = dynafit.fit(traj, "low_rank_lv", steps=0)
     w = np.asarray(model.family.weights)[0]
     np.testing.assert_allclose(w, v / v.mean(), rtol=1e-3)  # normalised to mean 1
     xi = model.coefficients
@@ -143,7 +143,7 @@ def test_low_rank_lv_recovers_weighted_total(low_rank_data):
     np.testing.assert_allclose(xi[:, -1], b * v.mean(), rtol=1e-3)
     assert str(model).startswith("T = ")
     # the mean-field family cannot express the weights: a worse derivative fit
-    mf = dynafit.fit(traj, "mean_field_lv")
+    mf = dynafit.fit(traj, "mean_field_lv", steps=0)
     assert model.score(traj)["deriv_r2"].mean() > mf.score(traj)["deriv_r2"].mean()
 
 
@@ -157,7 +157,7 @@ def test_low_rank_linear_fits_linear_system():
     t = np.linspace(0, 5, 201)
     x = _simulate(lambda _, s: A @ s + 0.3, rng.uniform(-1, 1, (2, m)), t)
     traj = dynafit.Trajectory(t, x)
-    model = dynafit.fit(traj, LowRankLinear(rank=1))
+    model = dynafit.fit(traj, LowRankLinear(rank=1), steps=0)
     xi = model.coefficients
     fitted_a = np.diag(xi[np.arange(m), 1 + np.arange(m)]) + xi[:, -1:] @ np.asarray(
         model.family.weights
@@ -166,12 +166,13 @@ def test_low_rank_linear_fits_linear_system():
     assert str(model).splitlines()[0].startswith("y = ")
 
 
+@pytest.mark.slow
 def test_trajectory_matching_keeps_or_improves(mean_field_data):
     traj, _ = mean_field_data
     noisy = dynafit.Trajectory(
         traj.t, traj.x * (1 + 0.02 * np.random.default_rng(4).normal(size=traj.x.shape))
     )
-    plain = dynafit.fit(noisy, "low_rank_lv", derivative="centered")
+    plain = dynafit.fit(noisy, "low_rank_lv", derivative="centered", steps=0)
     matched = dynafit.fit(noisy, "low_rank_lv", derivative="centered", steps=20)
     info = matched.options["refine"]
     assert info["steps_run"] == 20
@@ -183,18 +184,19 @@ def test_trajectory_matching_keeps_or_improves(mean_field_data):
 def test_bad_input(mean_field_data):
     traj, _ = mean_field_data
     with pytest.raises(ValueError, match="unknown option"):
-        dynafit.fit(traj, "mean_field_lv", bogus=1)
+        dynafit.fit(traj, "mean_field_lv", bogus=1, steps=0)
     with pytest.raises(ValueError, match="threshold"):
-        dynafit.fit(traj, "mean_field_lv", threshold=0.1)
+        dynafit.fit(traj, "mean_field_lv", threshold=0.1, steps=0)
     with pytest.raises(ValueError, match="steps"):
         dynafit.fit(traj, "low_rank_lv", steps=-1)
     neg = dynafit.Trajectory(traj.t, traj.x - 0.2)
     with pytest.raises(ValueError, match="positive"):
-        dynafit.fit(neg, "mean_field_lv")
+        dynafit.fit(neg, "mean_field_lv", steps=0)
     board = dynafit.compare(neg, families=("linear", "mean_field_lv"))
     assert board.set_index("family").loc["mean_field_lv", "status"].startswith("not applicable")
 
 
+@pytest.mark.slow
 def test_compare_takes_structured_families(mean_field_data):
     traj, _ = mean_field_data
     board = dynafit.compare(traj.run(0), families=("linear", "mean_field_lv", LowRankLV()))
@@ -219,14 +221,14 @@ def competition():
 
 def test_survivors_count_predicted(competition):
     window = competition.window(0, 10)
-    model = dynafit.fit(window, "mean_field_lv")
+    model = dynafit.fit(window, "mean_field_lv", steps=0)
     names = dynafit.survivors(model, window.x[0, -1], 50.0)
     assert names == ["S1", "S2"]  # the count (2) comes from the model
 
 
 def test_compare_survivors_against_rank_baselines(competition):
     window = competition.window(0, 3)
-    model = dynafit.fit(window, "mean_field_lv")
+    model = dynafit.fit(window, "mean_field_lv", steps=0)
     table = dynafit.compare_survivors(model, competition, 60.0)
     assert list(table["method"]) == ["model", "alive_at_t", "top_k_at_t", "top_k_model"]
     by = table.set_index("method")
@@ -238,7 +240,7 @@ def test_compare_survivors_against_rank_baselines(competition):
 
 
 def test_compare_survivors_bad_input(competition):
-    model = dynafit.fit(competition.window(0, 10), "mean_field_lv")
+    model = dynafit.fit(competition.window(0, 10), "mean_field_lv", steps=0)
     with pytest.raises(ValueError, match="no time"):
         dynafit.compare_survivors(model, competition, 60.0, t=3.33)
     with pytest.raises(ValueError, match="after"):
@@ -257,7 +259,7 @@ def test_inflow_term_recovered_and_printed():
     x0s = np.random.default_rng(5).uniform(0.05, 0.5, (2, M))
     x = _simulate(lambda _, s: e + s * (r + a * s + b * s.sum()), x0s, t)
     traj = dynafit.Trajectory(t, x, names=NAMES)
-    model = dynafit.fit(traj, MeanFieldLV(offset=True))
+    model = dynafit.fit(traj, MeanFieldLV(offset=True), steps=0)
     xi = model.coefficients
     idx = np.arange(M)
     np.testing.assert_allclose(xi[:, 0], e, rtol=1e-3)
@@ -280,3 +282,22 @@ def test_competitive_matching_keeps_signs(mean_field_data):
     assert np.all(xi[:, 0] >= 0)  # inflow
     assert np.all(xi[idx, 1 + M + idx] <= 0)  # self-limitation
     assert np.all(xi[idx, 1 + 2 * M + idx] <= 0)  # competition through T
+
+
+@pytest.mark.slow
+def test_early_window_table(competition):
+    cands = {"mf": ("mean_field_lv", {"steps": 0}), "lsq": ("linear", {"threshold": 0.0})}
+    surv, fc = dynafit.early_window_table(
+        competition, (10,), cands, forecast_window=10.0, horizons=(20,)
+    )
+    assert set(surv["candidate"]) == {"mf", "lsq", "alive at W", "top-k at W (told k)"}
+    assert len(surv) == 4
+    mf = surv[surv["candidate"] == "mf"].set_index("window")
+    assert mf.loc[10.0, "f1"] == 1.0 and mf.loc[10.0, "params_per_variable"] == 3.0
+    assert set(fc["horizon"]) == {20.0}
+    per = fc[fc["candidate"] == "persistence"]
+    assert np.all(per["skill"] == 0.0) and np.all(per["rel_rmse"] > 0)
+    good = fc[(fc["candidate"] == "mf") & (fc["horizon"] == 20.0)]
+    assert float(good["skill"].iloc[0]) > 0.9  # the true model family beats persistence
+    with pytest.raises(ValueError, match="window end"):
+        dynafit.early_window_table(competition, (3.33,), cands)
