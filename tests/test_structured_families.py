@@ -301,3 +301,10 @@ def test_early_window_table(competition):
     assert float(good["skill"].iloc[0]) > 0.9  # the true model family beats persistence
     with pytest.raises(ValueError, match="window end"):
         dynafit.early_window_table(competition, (3.33,), cands)
+
+
+def test_fit_many_per_run_low_rank(low_rank_data):
+    traj, _ = low_rank_data
+    table = dynafit.fit_many(traj, families=("low_rank_lv",), steps=0)
+    assert len(table) == 2 and (table["status"] == "ok").all()
+    assert (table["rollout_r2"] > 0.99).all()
