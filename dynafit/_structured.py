@@ -302,7 +302,10 @@ def _als(x, dxdt, g, family: AbstractSharedRateFamily, n_iter: int, competitive:
         B = A - np.diag(np.diag(A))
         _, _, vt = np.linalg.svd(B)
         V[1:] = vt[: K - 1] * np.sqrt(m)
+        V = np.abs(V) if competitive else V
     if family.learn_weights:
+        if competitive:  # a feasible start for non-negative weights
+            V = np.maximum(V, 1e-3 * max(float(np.abs(V).max()), 1e-300))
         scale = np.sqrt(np.mean(dxdt**2, axis=0))
         scale = np.where(scale > 0, scale, 1.0)
 
@@ -315,7 +318,13 @@ def _als(x, dxdt, g, family: AbstractSharedRateFamily, n_iter: int, competitive:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sol = scipy.optimize.least_squares(
-                residual, V.ravel(), method="trf", max_nfev=n_iter * (K * m + 1), x_scale="jac"
+                residual,
+                V.ravel(),
+                method="trf",
+                max_nfev=n_iter * (K * m + 1),
+                x_scale="jac",
+                # competition draws on the shared quantities with non-negative weights
+                bounds=(0.0, np.inf) if competitive else (-np.inf, np.inf),
             )
         if np.all(np.isfinite(sol.x)) and sol.cost <= 0.5 * np.sum(residual(V.ravel()) ** 2):
             V = sol.x.reshape(K, m)
