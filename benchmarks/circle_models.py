@@ -63,18 +63,19 @@ def main() -> None:
     if only:
         cands = {k: v for k, v in cands.items() if k in only}
     pd.set_option("display.width", 200)
-    traj = dynafit.load(args.path)
-    traj = dynafit.Trajectory.stack(list(traj.runs())[: args.runs])
     windows = [float(w) for w in args.windows.split(",") if w]
-    surv, _ = dynafit.early_window_table(
-        traj, windows, cands, forecast_window=None, progress=lambda s: print(s, flush=True)
-    )
-    print("\nsurvivor F1 (mean over runs), by fit window 0..W:")
-    print(surv.pivot_table(index="candidate", columns="window", values="f1").round(2))
-    print("\nsurvivors predicted (count), by fit window:")
-    print(surv.pivot_table(index="candidate", columns="window", values="n_predicted"))
-    if args.out:
-        surv.to_csv(f"{args.out}_survivors.csv", index=False)
+    if windows:  # --windows "" skips the survivors
+        traj = dynafit.load(args.path)
+        traj = dynafit.Trajectory.stack(list(traj.runs())[: args.runs])
+        surv, _ = dynafit.early_window_table(
+            traj, windows, cands, forecast_window=None, progress=lambda s: print(s, flush=True)
+        )
+        print("\nsurvivor F1 (mean over runs), by fit window 0..W:")
+        print(surv.pivot_table(index="candidate", columns="window", values="f1").round(2))
+        print("\nsurvivors predicted (count), by fit window:")
+        print(surv.pivot_table(index="candidate", columns="window", values="n_predicted"))
+        if args.out:
+            surv.to_csv(f"{args.out}_survivors.csv", index=False)
     if args.forecast:
         fc_traj = dynafit.load(args.forecast)
         fc_traj = dynafit.Trajectory.stack(list(fc_traj.runs())[: args.forecast_runs])
