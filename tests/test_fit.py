@@ -276,3 +276,25 @@ def test_unbias_matches_least_squares_also_on_collinear_supports():
         got = _lstsq(X[:, row], Y[:, [i]])[:, 0]
         ref = scipy.linalg.lstsq(X[:, row], Y[:, i])[0]
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_unexpected_warnings_inside_fit_reach_the_caller(monkeypatch):
+    # fit silences only the warnings it expects (pysindy's "eliminated all coefficients"
+    # on the sweep's high thresholds); any other warning raised inside reaches the caller
+    import pysindy as ps
+
+    class Custom(UserWarning):
+        pass
+
+    original = ps.SR3.fit
+
+    def noisy_fit(self, *args, **kwargs):
+        import warnings
+
+        warnings.warn("something the user should see", Custom, stacklevel=1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ps.SR3, "fit", noisy_fit)
+    traj, _ = linear_traj(m=3, seed=0, runs=2, T=81)
+    with pytest.warns(Custom, match="the user should see"):
+        dynafit.fit(traj, "linear", optimizer="sr3", threshold=0.05)

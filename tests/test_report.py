@@ -225,3 +225,8 @@ def test_markdown_table_formats():
     text = markdown_table(df)
     assert text.splitlines()[0] == "| a | b | c |"
     assert "| inf |" in text and "x\\|y" in text and "| yes |" in text
+
+
+def test_single_model_is_labelled_by_its_family():
+    model = _lv_model()
+    assert list(_plot._models_from(model)) == ["lotka_volterra"]
