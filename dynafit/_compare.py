@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._fit import fit
+from ._refine import refine as refine_model
+from ._score import pooled_information, score_many
+from ._stable import fit_stable
+from ._survival import precision_recall, recorded_survivors
+from ._survival import survivors as predict_survivors
 from ._trajectory import Trajectory
+from ._uncertainty import fit_ensemble
+from .families import get_family
 
 DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
 SCORE_COLUMNS = (
@@ -55,8 +63,6 @@ def family_name(family: Any) -> str:
 
     An unknown name is a ``ValueError`` (from ``families.get_family``).
     """
-    from .families import get_family
-
     fam = get_family(family)
     return str(fam.name) if fam.name else type(fam).__name__
 
@@ -203,8 +209,6 @@ def _score_kw(horizon: float | None, forecast: Trajectory | None) -> dict[str, A
 
 def _not_applicable(traj: Trajectory, family: Any) -> str | None:
     """Why ``family`` cannot apply to ``traj`` (its ``validate`` refuses the data), or None."""
-    from .families import get_family
-
     try:
         get_family(family).validate(np.asarray(traj.x), traj.names)
     except ValueError as err:
@@ -214,18 +218,10 @@ def _not_applicable(traj: Trajectory, family: Any) -> str | None:
 
 def _fitter(ensemble: int | None) -> Callable[..., Any]:
     """``dynafit.fit``, or ``dynafit.fit_ensemble`` with ``n_models=ensemble``."""
-    from ._fit import fit
-
     if ensemble is None:
         return fit
     if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) or ensemble < 2:
         raise ValueError(f"ensemble must be a number of models >= 2, got {ensemble!r}")
-    import dynafit
-
-    fit_ensemble = getattr(dynafit, "fit_ensemble", None)
-    if fit_ensemble is None:
-        raise ValueError("ensemble= needs dynafit.fit_ensemble, which this installation lacks")
-
     def fit_with_ensemble(traj: Trajectory, family: Any, **options: Any) -> Any:
         return fit_ensemble(traj, family, n_models=int(ensemble), **options)
 
@@ -256,41 +252,10 @@ def _pooled_score(model: Any, traj: Trajectory, score_kw: Mapping[str, Any]) -> 
             continue
         else:
             out[key] = float(np.mean(v.astype(float)))
-    out["aic"], out["bic"] = _pooled_information(model, traj)
+    out["aic"], out["bic"] = pooled_information(model, traj)
     if out.get("diverged"):
         out["aic"] = out["bic"] = math.inf
     return out
-
-
-def _pooled_information(model: Any, traj: Trajectory) -> tuple[float, float]:
-    """AIC and BIC of the derivative residuals of every run together, with the fit's own
-    derivative estimate (as ``dynafit._score`` computes them per run), the variance
-    floored at the mean over runs of the derivative estimate's error variance."""
-    import jax.numpy as jnp
-
-    from ._derivatives import differentiate
-    from ._fit import derivative_error_variance, information_criteria
-
-    method = model.options.get("derivative", "centered")
-    order = int(model.options.get("order", 2))
-    x = np.asarray(traj.x, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        dxdt = differentiate(x, traj.t, method, order=order, window=model.options.get("window"))
-        f = np.asarray(model.rhs(0.0, jnp.asarray(x)), dtype=np.float64)
-    rows = slice(0, traj.n_times - 1) if method == "forward" else slice(None)
-    resid = dxdt[:, rows] - f[:, rows]
-    if not np.all(np.isfinite(resid)):
-        return math.inf, math.inf
-    window = model.options.get("window")
-    with np.errstate(all="ignore"):
-        floor = float(np.mean(derivative_error_variance(x, traj.t, method, order, window, dxdt)))
-    return information_criteria(resid, model.n_terms, floor)
-
-
-def _refine_available() -> Callable[..., Any] | None:
-    import dynafit
-
-    return getattr(dynafit, "refine", None)
 
 
 def _family_list(families: Sequence[Any] | str, what: str) -> tuple[list[Any], list[str]]:
@@ -306,8 +271,6 @@ def _family_list(families: Sequence[Any] | str, what: str) -> tuple[list[Any], l
 
 
 def _library_size(family: Any, m: int) -> int:
-    from .families import get_family
-
     return int(get_family(family).library_size(m))
 
 
@@ -363,13 +326,7 @@ def compare(
         )
     if by.startswith("forecast") and not score_kw:
         raise ValueError(f"ranking by {by!r} needs horizon= or forecast=")
-    refine_fn = None
-    if refine:
-        refine_fn = _refine_available()
-        if refine_fn is None:
-            raise ValueError(
-                "refine=True needs dynafit.refine, which this installation does not have yet"
-            )
+    refine_fn = refine_model if refine else None
     train = split_horizon(traj, horizon) if horizon is not None else traj
     fit = _fitter(ensemble)
     rows: list[dict[str, Any]] = []
@@ -398,8 +355,6 @@ def _stable_row(
     score_kw: Mapping[str, Any],
     options: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    from ._stable import fit_stable
-
     model = fit_stable(train, **dict(options or {}))
     return _model_row("linear", "stable", model, _pooled_score(model, traj, score_kw))
 
@@ -445,14 +400,6 @@ def _run_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def actual_survivors(meta: Mapping[str, Any], names: Sequence[str]) -> list[str] | None:
-    """The survivors recorded in a run's meta (``"survivors"``: names or indices), or None."""
-    value = meta.get("survivors")
-    if value is None or not isinstance(value, (list, tuple)):
-        return None
-    return [names[v] if isinstance(v, int) else str(v) for v in value]
-
-
 def _survival_horizon(run: Trajectory, given: float | None) -> float | None:
     """How far to integrate for the predicted survivors: ``given``, else to the end of
     training (the run's config ``steps``), measured from the window's first time."""
@@ -469,25 +416,21 @@ def _survival_horizon(run: Trajectory, given: float | None) -> float | None:
 
 
 def _survivor_columns(model: Any, run: Trajectory, horizon: float | None) -> dict[str, Any]:
-    actual = actual_survivors(run.meta, run.names)
+    actual = recorded_survivors(run)
     if actual is None:
         return {}
     out: dict[str, Any] = {"survivors_actual": ",".join(actual)}
-    import dynafit
-
-    survivors = getattr(dynafit, "survivors", None)
-    if survivors is None or horizon is None or horizon <= 0:
+    if horizon is None or horizon <= 0:
         return out
     try:
         s0 = float(run.aux["s0"][0]) if "s0" in run.aux else 0.0
-        predicted = [str(p) for p in survivors(model, run.x[0], horizon, s0=s0)]
+        predicted = [str(p) for p in predict_survivors(model, run.x[0], horizon, s0=s0)]
     except ValueError as err:
         out["survivors_predicted"] = f"error: {err}"
         return out
-    pred, act = set(predicted), set(actual)
+    prf = precision_recall(predicted, actual)
     out["survivors_predicted"] = ",".join(predicted)
-    out["survivor_precision"] = len(pred & act) / len(pred) if pred else math.nan
-    out["survivor_recall"] = len(pred & act) / len(act) if act else math.nan
+    out["survivor_precision"], out["survivor_recall"] = prf["precision"], prf["recall"]
     return out
 
 
@@ -601,8 +544,6 @@ def _score_batched(
 ) -> list[dict[str, Any] | None]:
     """Scores per fitted row: the models of one family go through one ``score_many``
     call, vmapped over their runs."""
-    from ._score import score_many
-
     out: list[dict[str, Any] | None] = [None] * len(fitted)
     groups: dict[str, list[int]] = {}
     for j, row in enumerate(fitted):

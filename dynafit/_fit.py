@@ -20,6 +20,7 @@ import pandas as pd
 import pysindy as ps
 import scipy.linalg
 import sklearn
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from ._derivatives import check_method, differentiate, resolve, white_noise_derivative
@@ -287,12 +288,10 @@ def _rollout_quality(
     x0 = np.tile(x[:, 0, :], (len(uniq), 1))
     n = xis.shape[0]
     pad = pow2_padding(n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = rollout_joint(field, xis[pad], x0[pad], traj.t)
-        if out is None:  # a stiff candidate: one solve per candidate, with the stiff retry
-            out = rollout(field, xis[pad], x0[pad], traj.t, stiff_max_steps=SCREEN_STIFF_STEPS)
-        ys, ok = out
+    out = rollout_joint(field, xis[pad], x0[pad], traj.t)
+    if out is None:  # a stiff candidate: one solve per candidate, with the stiff retry
+        out = rollout(field, xis[pad], x0[pad], traj.t, stiff_max_steps=SCREEN_STIFF_STEPS)
+    ys, ok = out
     ys, ok = ys[:n].reshape(len(uniq), R, *x.shape[1:]), np.asarray(ok[:n]).reshape(len(uniq), R)
     data = np.asarray(x, dtype=np.float64)
     var = data.var(axis=1)  # (R, m)
@@ -592,7 +591,7 @@ class _Data:
                 _threadpools().limit(limits=threads),
                 sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
             ):
-                warnings.simplefilter("ignore")
+                _ignore_expected_warnings()
                 opt.fit(X, Y)
         finally:
             np.random.set_state(state)
@@ -989,6 +988,17 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if info == 0 and r.min() > 1e-10 * r.max():
             return out[: a.shape[1]]
     return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
+def _ignore_expected_warnings() -> None:
+    """Inside a ``warnings.catch_warnings()`` block: silence what pysindy's optimisers say
+    on a threshold sweep by design (its high thresholds eliminate every term; the capped
+    iterations of STLSQ and SR3; scikit-learn's ridge falling back to least squares on a
+    singular system), and nothing else."""
+    warnings.filterwarnings("ignore", "Sparsity parameter is too big", UserWarning)
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    warnings.filterwarnings("ignore", "Singular matrix in solving dual problem", UserWarning)
+    warnings.filterwarnings("ignore", category=scipy.linalg.LinAlgWarning)
 
 
 def _rms(a: np.ndarray) -> np.ndarray:

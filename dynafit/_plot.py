@@ -38,7 +38,7 @@ def _models_from(models: Any) -> dict[str, Any]:
         return out
     if isinstance(models, Mapping):
         return dict(models)
-    return {getattr(models, "family_name", None) or "model": models}
+    return {_family_label(models): models}
 
 
 def plot_rollouts(

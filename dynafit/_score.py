@@ -145,8 +145,7 @@ def score_many(
     window = first.options.get("window")
     with np.errstate(all="ignore"):
         dxdt = differentiate(X, traj.t, method, order=order, window=window)
-        # the vector field in numpy float64, from the same lambdified terms as the solver's
-        f = field.g_np(X) * (field.theta_np(X) @ np.swapaxes(xi, -1, -2))
+        f = field_np(field, X, xi)
     rows = slice(0, T - 1) if method == "forward" else slice(0, T)
     deriv_r2 = r2(dxdt[:, rows], f[:, rows])
     step = np.diff(X, axis=1)
@@ -203,6 +202,34 @@ def score_many(
     if not traj.is_batch and len(models) == 1:
         return {k: _scalar(v[0]) for k, v in out.items()}
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def field_np(field: Any, x: np.ndarray, xi: np.ndarray) -> np.ndarray:
+    """The vector field in numpy float64, from the same lambdified terms as the solver's:
+    ``x`` (R, T, m), ``xi`` (R, m, n) or (m, n) -> (R, T, m)."""
+    return field.g_np(x) * (field.theta_np(x) @ np.swapaxes(xi, -1, -2))
+
+
+def pooled_information(model: Model, traj: Trajectory) -> tuple[float, float]:
+    """AIC and BIC of the derivative residuals of every run of ``traj`` together, in
+    float64 as :func:`score_many` computes them per run (the fit's own derivative
+    estimate; n = runs x rows x m), the variance floored at the mean over runs of the
+    derivative estimate's error variance."""
+    method = model.options.get("derivative", "centered")
+    order = int(model.options.get("order", 2))
+    window = model.options.get("window")
+    x = np.asarray(traj.x, dtype=np.float64)
+    x = x if x.ndim == 3 else x[None]
+    with np.errstate(all="ignore"):
+        dxdt = differentiate(x, traj.t, method, order=order, window=window)
+        f = field_np(model.field, x, model.coefficients)
+    rows = slice(0, traj.n_times - 1) if method == "forward" else slice(None)
+    resid = dxdt[:, rows] - f[:, rows]
+    if not np.all(np.isfinite(resid)):
+        return float("inf"), float("inf")
+    with np.errstate(all="ignore"):
+        floor = float(np.mean(derivative_error_variance(x, traj.t, method, order, window, dxdt)))
+    return information_criteria(resid, model.n_terms, floor)
 
 
 def r2(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:

@@ -82,9 +82,13 @@ def fit_ensemble(
 
     base = fit(traj, family, **fit_options)
     fam = get_family(family)
-    derivative = fit_options.get("derivative", "centered")
+    # the members regress on the plain fit's own derivative estimate: the method and
+    # order that "auto" resolved to, not the options as given
     opts = {**DEFAULT_OPTIONS, **{k: v for k, v in fit_options.items() if k in DEFAULT_OPTIONS}}
-    data = _Data.build(traj, fam, derivative, opts)
+    opts["order"] = int(base.options["order"])
+    if "window" in base.options:
+        opts["window"] = base.options["window"]
+    data = _Data.build(traj, fam, base.options["derivative"], opts)
     threshold = float(base.options.get("threshold", 0.0))
     n_lib = data.n_lib
     if drop_terms >= n_lib:
