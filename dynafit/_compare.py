@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ._fit import fit
-from ._refine import refine as refine_model
+from ._postfit import fit_ensemble, fit_stable
+from ._postfit import refine as refine_model
 from ._score import pooled_information, score_many
-from ._stable import fit_stable
 from ._survival import precision_recall, recorded_survivors
 from ._survival import survivors as predict_survivors
 from ._trajectory import Trajectory
-from ._uncertainty import fit_ensemble
 from .families import get_family
 
 DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
@@ -222,6 +221,7 @@ def _fitter(ensemble: int | None) -> Callable[..., Any]:
         return fit
     if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) or ensemble < 2:
         raise ValueError(f"ensemble must be a number of models >= 2, got {ensemble!r}")
+
     def fit_with_ensemble(traj: Trajectory, family: Any, **options: Any) -> Any:
         return fit_ensemble(traj, family, n_models=int(ensemble), **options)
 

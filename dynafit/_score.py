@@ -12,7 +12,7 @@ Keys (DESIGN.md, "Settled details"):
 - ``n_terms``: non-zero coefficients; ``aic``, ``bic``: Gaussian likelihood of the
   derivative residuals, n = T * m (times runs in a pooled fit), k = n_terms, with the
   variance floored at the derivative estimate's own error variance
-  (``dynafit._fit.derivative_error_variance``: truncation or smoothing error plus
+  (``dynafit._derivatives.derivative_error_variance``: truncation or smoothing error plus
   measurement noise): fitting the derivative estimate more closely than it is known
   earns no likelihood, so on clean data a dense library's extra terms only cost.
 - ``diverged``: the rollout failed or left the finite numbers.
@@ -33,14 +33,17 @@ on a batch the same way, vmapped over their coefficient matrices.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._derivatives import differentiate
-from ._fit import derivative_error_variance, information_criteria
-from ._model import Model, rollout
+from ._derivatives import derivative_error_variance, differentiate
+from ._integrate import rollout
+from ._regression import information_criteria
 from ._trajectory import Trajectory
+
+if TYPE_CHECKING:
+    from ._model import Model
 
 SCORE_KEYS = ("deriv_r2", "onestep_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged")
 FORECAST_KEYS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
@@ -88,7 +91,7 @@ def score_many(
     Returns a dict of numpy arrays of shape ``(R,)`` (or scalars for one model on one run).
     """
     models = list(models)
-    if not models or not all(isinstance(m, Model) for m in models):
+    if not models or not all(_is_model(m) for m in models):
         raise ValueError("score needs dynafit Models")
     if not isinstance(traj, Trajectory):
         raise ValueError(f"score needs a dynafit.Trajectory, got {type(traj).__name__}")
@@ -248,6 +251,11 @@ def r2(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
         )
     per = np.where(np.isfinite(num), per, -np.inf)
     return per.mean(axis=-1)
+
+
+def _is_model(obj: Any) -> bool:
+    """A dynafit Model (by its interface: this module sits below ``_model``)."""
+    return all(hasattr(obj, a) for a in ("family", "names", "coefficients", "field", "options"))
 
 
 def _match_names(traj: Trajectory, names: tuple[str, ...], what: str) -> Trajectory:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from ._trajectory import Trajectory, survival_threshold
 
@@ -205,8 +206,6 @@ def fittest(
     ``auc_signal``, ``auc_gradient`` (pooled), ``auc_signal_per_run``,
     ``auc_gradient_per_run`` (means), ``n_runs``, ``n_survivors``.
     """
-    from sklearn.metrics import roc_auc_score
-
     if isinstance(traj, Trajectory):
         runs = list(traj.runs())
     else:

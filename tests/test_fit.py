@@ -164,7 +164,7 @@ def test_bad_data():
 
 
 def test_select_sparsest_in_band_unless_bic_strongly_prefers_denser():
-    from dynafit._fit import BIC_STEP, select
+    from dynafit._regression import BIC_STEP, select
 
     sweep = pd.DataFrame(
         {
@@ -199,7 +199,7 @@ def test_stlsq_path_matches_pysindy_threshold_by_threshold():
     next with the same coefficients."""
     import pysindy as ps
 
-    from dynafit._fit import stlsq_path
+    from dynafit._regression import stlsq_path
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 12))
@@ -239,7 +239,7 @@ def test_stlsq_path_matches_pysindy_on_random_problems(
     coefficients."""
     import pysindy as ps
 
-    from dynafit._fit import stlsq_path
+    from dynafit._regression import stlsq_path
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_rows, n_cols)) * rng.uniform(0.2, 5.0, n_cols)
@@ -263,7 +263,7 @@ def test_unbias_matches_least_squares_also_on_collinear_supports():
     least-squares solution of each target on its support, collinear columns included."""
     import scipy.linalg
 
-    from dynafit._fit import _lstsq
+    from dynafit._regression._stlsq import _lstsq
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(40, 8))

@@ -8,8 +8,8 @@ import json
 import pytest
 from _known_systems import lv_trajectory
 
-from dynafit._fit_cli import default_out, main, parse_window
 from dynafit.cli import main as dynafit_main
+from dynafit.cli._fit import default_out, main, parse_window
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import dynafit
-from dynafit import _plot
 from dynafit._compare import rank
-from dynafit._report import check_out_dir, markdown_table, write_report
+from dynafit._report import _plot, check_out_dir, markdown_table, write_report
 
 
 def _lv_model():

@@ -48,6 +48,7 @@ from typing import Any
 import dynafit
 from dynafit._executors import AbstractExecutor, make_executor, require_ray
 from dynafit._io import ensure_writable_dir, load_json, save_json
+from dynafit.cli._base import add_backend_arguments, check_backend_arguments
 
 from .config import TrainConfig, parse_seeds
 
@@ -730,31 +731,6 @@ def summary_table(result: SweepResult) -> str:
         f"already done, {len(result.failed)} failed; {result.wall_s:.1f} s ({result.backend})"
     )
     return "\n".join(lines)
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backend``, ``--address`` and ``--workers``, shared by ``sweep`` and ``reproduce``."""
-    parser.add_argument("--backend", choices=("local", "ray"), default="local")
-    parser.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster: 'auto' or HOST:PORT (default: RAY_ADDRESS, else a local "
-        "cluster on 127.0.0.1 started and stopped by this command)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="local worker processes, or CPUs of a local Ray cluster (default: all cores)",
-    )
-
-
-def check_backend_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse combinations of the backend options that cannot mean anything."""
-    if args.address is not None and args.backend != "ray":
-        parser.error("--address needs --backend ray")
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be >= 1")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

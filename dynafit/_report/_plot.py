@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from ._trajectory import Trajectory
+from .._trajectory import Trajectory
 
 
 def _figure(width: float, height: float) -> Figure:
