@@ -235,6 +235,21 @@ def pooled_information(model: Model, traj: Trajectory) -> tuple[float, float]:
     return information_criteria(resid, model.n_terms, floor)
 
 
+def onestep_r2(model: Model, run: Trajectory) -> float:
+    """The paper's one-step R^2 of ``model`` on one run: the Euler step f(x_t) (t_{k+1} -
+    t_k) against x[t+1] - x[t], in float64; finite also where the rollout diverges
+    (unlike ``score``'s, which a diverged rollout sets to -inf)."""
+    x = np.asarray(run.x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("onestep_r2 scores one run; pick one with traj.run(i)")
+    with np.errstate(all="ignore"):
+        f = field_np(model.field, x[None], model.coefficients)[0]
+    step = f[:-1] * np.diff(run.t)[:, None]
+    if not np.all(np.isfinite(step)):
+        return float("-inf")
+    return float(r2(np.diff(x, axis=0)[None], step[None])[0])
+
+
 def r2(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
     """scikit-learn's ``r2_score`` (uniform average, force_finite) per leading index.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _known_systems import linear_trajectory, lv_trajectory
+from _systems import linear_trajectory, lv_trajectory
 
 import dynafit
 from dynafit._compare import rank

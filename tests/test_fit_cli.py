@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _known_systems import lv_trajectory
+from _systems import lv_trajectory
 
 from dynafit.cli import main as dynafit_main
 from dynafit.cli._fit import default_out, main, parse_window
