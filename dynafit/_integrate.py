@@ -37,6 +37,25 @@ def compiled(
     return _make_solver(field, solver, rtol, atol, max_steps, blowup)
 
 
+def _diffeqsolve(vector, method, y0, ts, args, controller, max_steps: int, **kw):
+    """``diffrax.diffeqsolve`` as every solve here makes it: adaptive steps from ``ts[0]``
+    to ``ts[-1]``, saved at ``ts``, failures returned in ``sol.result`` (never raised)."""
+    return dfx.diffeqsolve(
+        dfx.ODETerm(vector),
+        method,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        args=args,
+        saveat=dfx.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        throw=False,
+        **kw,
+    )
+
+
 def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup):
     if solver == "tsit5":
         method = dfx.Tsit5()
@@ -44,26 +63,16 @@ def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup)
         method = dfx.Kvaerno5()
     else:
         raise ValueError(f"unknown solver {solver!r}; choose one of {list(SOLVERS)}")
-    term = dfx.ODETerm(lambda t, y, xi: field(y, xi))
+
+    def vector(t, y, xi):
+        return field(y, xi)
+
     controller = dfx.PIDController(rtol=rtol, atol=atol)
 
     def one(xi, x0, ts):
         bound = blowup * (1.0 + jnp.max(jnp.abs(x0)))
         event = dfx.Event(lambda t, y, args, **kw: ~(jnp.max(jnp.abs(y)) < bound))
-        sol = dfx.diffeqsolve(
-            term,
-            method,
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=None,
-            y0=x0,
-            args=xi,
-            saveat=dfx.SaveAt(ts=ts),
-            stepsize_controller=controller,
-            max_steps=max_steps,
-            throw=False,
-            event=event,
-        )
+        sol = _diffeqsolve(vector, method, x0, ts, xi, controller, max_steps, event=event)
         ys = jnp.where(jnp.isfinite(sol.ys), sol.ys, jnp.inf)
         ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
         return ys, ok, sol.result == dfx.RESULTS.max_steps_reached
@@ -82,19 +91,8 @@ def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
 
     def run(xi, x0, ts):
         bound = blowup * (1.0 + jnp.max(jnp.abs(x0), axis=-1))
-        sol = dfx.diffeqsolve(
-            dfx.ODETerm(vector),
-            dfx.Tsit5(),
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=None,
-            y0=x0,
-            args=(xi, bound),
-            saveat=dfx.SaveAt(ts=ts),
-            stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, norm=_max_member_rms),
-            max_steps=max_steps,
-            throw=False,
-        )
+        controller = dfx.PIDController(rtol=rtol, atol=atol, norm=_max_member_rms)
+        sol = _diffeqsolve(vector, dfx.Tsit5(), x0, ts, (xi, bound), controller, max_steps)
         ys = jnp.swapaxes(sol.ys, 0, 1)  # (B, T, m)
         ok = jnp.all(jnp.isfinite(ys) & (jnp.abs(ys) < bound[:, None, None]), axis=(1, 2))
         ys = jnp.where(jnp.isfinite(ys), ys, jnp.inf)
@@ -121,20 +119,9 @@ def solve_traced(
     finite, the meaning of ``ok`` everywhere in this module; rows of a failed solve are
     inf."""
     rtol, atol = _tolerances(rtol, atol, y0.dtype)
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(vector),
-        dfx.Tsit5(),
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=None,
-        y0=y0,
-        args=args,
-        saveat=dfx.SaveAt(ts=ts),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps,
-        adjoint=dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
-        throw=False,
-    )
+    controller = dfx.PIDController(rtol=rtol, atol=atol)
+    adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+    sol = _diffeqsolve(vector, dfx.Tsit5(), y0, ts, args, controller, max_steps, adjoint=adjoint)
     ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
     return jnp.where(ok, sol.ys, jnp.inf), ok
 

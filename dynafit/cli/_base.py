@@ -44,6 +44,12 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def backend_options(args: argparse.Namespace) -> dict:
+    """The backend options of parsed ``args`` as keyword arguments (backend, address,
+    workers)."""
+    return {"backend": args.backend, "address": args.address, "workers": args.workers}
+
+
 def check_backend_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse combinations of the backend options that cannot mean anything."""
     if args.address is not None and args.backend != "ray":
