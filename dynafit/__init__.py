@@ -1,8 +1,8 @@
 """dynafit: discover the differential equations that govern training dynamics."""
 
 from ._compare import compare as compare
-from ._compare import fit_many as fit_many
 from ._fit import fit as fit
+from ._fit_many import fit_many as fit_many
 from ._intervals import equations_with_intervals as equations_with_intervals
 from ._intervals import uncertainty as uncertainty
 from ._model import Model as Model

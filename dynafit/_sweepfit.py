@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._compare import fit_many
 from ._executors import AbstractExecutor, make_executor
+from ._fit_many import fit_many
 from ._io import load_json
 from ._trajectory import load
 

@@ -9,7 +9,7 @@ import pytest
 from _systems import linear_trajectory, lv_trajectory
 
 import dynafit
-from dynafit._compare import rank
+from dynafit._board import rank
 
 
 def _row(family, bic, n_library, n_terms, diverged=False, status="ok"):
@@ -239,7 +239,7 @@ def test_fit_many_local_processes_give_the_same_table():
 def test_fit_many_equations_text_optional():
     """equations=False skips rendering the text (the models are there either way); the
     default renders each row's model as compare does."""
-    from dynafit._compare import equations_text
+    from dynafit._board import equations_text
 
     batch, _ = linear_trajectory(m=3, runs=2, seed=2, n_times=101)
     plain = dynafit.fit_many(batch, ("linear",), equations=False)

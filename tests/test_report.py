@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import dynafit
-from dynafit._compare import rank
+from dynafit._board import rank
 from dynafit._report import _plot, check_out_dir, markdown_table, write_report
 
 

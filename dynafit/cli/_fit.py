@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._compare import compare, fit_many
+from .._compare import compare
 from .._derivatives import check_method
 from .._executors import make_executor
 from .._fit import OPTIMIZERS
+from .._fit_many import fit_many
 from .._report import _fmt, check_out_dir, write_report
 from .._trajectory import Trajectory, load_runs
 from ..families import get_family
