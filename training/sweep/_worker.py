@@ -10,7 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
+
 from ..config import TrainConfig
+from ..trainer import train_result
 from ._spec import CHECKPOINTS, FAULT_ENV
 
 
@@ -21,8 +24,6 @@ def run_block(task: Mapping[str, Any]) -> dict[str, Any]:
     Resumes from ``DIR/.checkpoints/<name>/`` when a checkpoint is there; removes the
     checkpoints once the file is written. Returns what the manifest records.
     """
-    from .trainer import train_result
-
     out = Path(task["out"])
     name = task["name"]
     config = TrainConfig.from_dict(task["config"])
@@ -36,8 +37,6 @@ def run_block(task: Mapping[str, Any]) -> dict[str, Any]:
     result.save(out / f"{name}.npz")
     wall = time.perf_counter() - start
     shutil.rmtree(ckpt, ignore_errors=True)
-    import jax
-
     dev = jax.devices()[0]
     return {
         "name": name,
