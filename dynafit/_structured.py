@@ -28,11 +28,14 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.optimize
 
 from ._derivatives import check_method, differentiate, resolve
-from ._model import Model, rollout
-from ._refine import _auto_horizons
-from ._rollout_opt import make_optimizer, optimise_rollout, resolve_horizons
+from ._fit import OWN_FITS
+from ._integrate import rollout
+from ._model import Model
+from ._postfit._refine import _auto_horizons
+from ._postfit._rollout_opt import make_optimizer, optimise_rollout, resolve_horizons
 from ._score import r2
 from ._trajectory import Trajectory
 from .families._shared_rate import AbstractSharedRateFamily
@@ -251,8 +254,6 @@ def _per_equation(x, dxdt, g, V, competitive: bool = False, offset: bool = False
     """With weights V fixed: per equation, least squares of dx_i/dt on (1,) g_i (1, x_i,
     Q) (the first 1 with the offset); ``competitive``: e_i >= 0, d_i <= 0 and u_ik <= 0
     (scipy's bounded ``lsq_linear``). Returns (e, c, d, U)."""
-    import scipy.optimize
-
     N, m = x.shape
     K = V.shape[0]
     q = x @ V.T
@@ -288,8 +289,6 @@ def _als(x, dxdt, g, family: AbstractSharedRateFamily, n_iter: int, competitive:
     Jacobians). Inside, the coefficients are unconstrained; ``competitive`` signs are
     imposed on the final solve for the fitted V.
     """
-    import scipy.optimize
-
     N, m = x.shape
     K = family.rank
     offset = bool(family.offset)
@@ -374,3 +373,6 @@ def _field(per_capita: bool):
         return e + (x * rate if per_capita else rate)
 
     return field
+
+
+OWN_FITS[AbstractSharedRateFamily] = fit_structured

@@ -21,13 +21,15 @@ Scores are precision, recall and F1 against the survivors the run records (meta
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._survival import _above, _final_state, _prf, actual_survivors
+from ._fit import fit
+from ._survival import _above, _final_state, actual_survivors, precision_recall
 from ._trajectory import Trajectory
 
 METHODS = ("model", "alive_at_t", "top_k_at_t", "top_k_model")
@@ -107,7 +109,7 @@ def compare_survivors(
         }
         for method in METHODS:
             pred = preds[method]
-            score = _prf(pred, act)
+            score = precision_recall(pred, act)
             if act and not pred:
                 score["f1"] = 0.0
             rows.append(
@@ -172,10 +174,6 @@ def early_window_table(
     candidate, horizon, rel_rmse, skill (plus "persistence" rows, skill 0).
     ``progress``: called with one line of text per fit (for example ``print``).
     """
-    import time
-
-    from ._fit import fit
-
     if not isinstance(traj, Trajectory):
         raise ValueError(
             f"early_window_table needs a dynafit.Trajectory, got {type(traj).__name__}"
