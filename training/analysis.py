@@ -500,7 +500,7 @@ CIRCLE_MODEL_WINDOWS = (100, 200, 500, 1000)
 
 
 def circle_models(
-    traj: Trajectory, *, runs: int = 2, steps: int = 100
+    traj: Trajectory, *, runs: int = 1, steps: int = 100
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Survivor F1 by fit window and forecast skill of readable models against the rank
     and persistence baselines, on the first ``runs`` runs of ``traj``
