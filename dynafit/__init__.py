@@ -1,5 +1,6 @@
 """dynafit: discover the differential equations that govern training dynamics."""
 
+from . import _structured as _structured  # registers the shared-rate families with fit
 from ._compare import compare as compare
 from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
@@ -17,6 +18,8 @@ from ._survival import actual_survivors as actual_survivors
 from ._survival import fittest as fittest
 from ._survival import survival_scores as survival_scores
 from ._survival import survivors as survivors
+from ._survivor_forecast import compare_survivors as compare_survivors
+from ._survivor_forecast import early_window_table as early_window_table
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import circle_signals as circle_signals
 from ._trajectory import load as load

@@ -14,6 +14,7 @@ import optimistix as optx
 import sympy
 
 from ._field import canonical_symbols
+from .families._base import expanded_terms
 
 #: Newton steps per start, and the solver's relative and absolute tolerance
 NEWTON_STEPS = 50
@@ -41,7 +42,7 @@ def fixed_points(
     """
     m = model.n_vars
     z = canonical_symbols(m)
-    terms = list(model.family.terms(z))
+    terms = list(expanded_terms(model.family, z))
     prefs = list(model.family.prefactors(z))
     affine = all(sympy.Poly(e, *z).total_degree() <= 1 for e in terms)
     xi = model.coefficients

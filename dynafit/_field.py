@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 from jaxtyping import Array, Float
 
-from .families._base import AbstractFamily
+from .families._base import AbstractFamily, expanded_terms
 
 
 def canonical_symbols(m: int) -> tuple[sympy.Symbol, ...]:
@@ -82,7 +82,7 @@ def _vector_field_cached(terms, prefactors, m) -> VectorField:
 def vector_field(family: AbstractFamily, m: int) -> VectorField:
     """The compiled vector field of ``family`` for ``m`` variables (one per library)."""
     z = canonical_symbols(m)
-    terms = tuple(sympy.sympify(e) for e in family.terms(z))
+    terms = expanded_terms(family, z)  # shared quantities substituted
     prefactors = tuple(sympy.sympify(e) for e in family.prefactors(z))
     if len(prefactors) != m:
         raise ValueError(

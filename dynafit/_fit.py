@@ -25,6 +25,11 @@ from ._regression import _Data, plateau_middle, select, threshold_grid
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
 
+#: families fitted by their own routine instead of the sparse-regression sweep: a family
+#: base class -> ``fit(traj, family, derivative, **options) -> Model``
+#: (``dynafit._structured`` registers the shared-rate families)
+OWN_FITS: dict[type, Any] = {}
+
 OPTIMIZERS = ("stlsq", "sr3", "ensemble")
 CRITERIA = ("holdout", "aic", "bic")
 #: step budget of the stiff solver when the sweep screens candidates by their rollout. A
@@ -97,6 +102,15 @@ def fit(
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
     fam = get_family(family)
+    for base, own_fit in OWN_FITS.items():
+        # families with their own fitting routine (the shared-rate families)
+        if isinstance(fam, base):
+            if optimizer != "stlsq" or threshold is not None or n_terms is not None:
+                raise ValueError(
+                    f"the {fam.name!r} family is fitted by least squares and trajectory "
+                    "matching; optimizer, threshold and n_terms do not apply"
+                )
+            return own_fit(traj, fam, derivative, **options)
     unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
     if unknown:
         raise ValueError(

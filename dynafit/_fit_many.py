@@ -200,10 +200,11 @@ def _score_batched(
     """Scores per fitted row: the models of one family go through one ``score_many``
     call, vmapped over their runs."""
     out: list[dict[str, Any] | None] = [None] * len(fitted)
-    groups: dict[str, list[int]] = {}
+    groups: dict[Any, list[int]] = {}
     for j, row in enumerate(fitted):
         if row.get("model") is not None:
-            groups.setdefault(row["family"], []).append(j)
+            # by family instance: low-rank fits of different runs differ in their weights
+            groups.setdefault((row["family"], row["model"].family), []).append(j)
     for idx in groups.values():
         runs = [fitted[j]["run"] for j in idx]
         sub = Trajectory(batch.t, batch.x[runs], batch.names)

@@ -10,6 +10,7 @@ lambdified once per family and variable count), its rollouts ``_integrate``'s, i
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,6 +103,14 @@ class Model:
         return list(self.family.terms(self.symbols))
 
     @property
+    def shared(self) -> list[sympy.Eq]:
+        """The family's shared quantities, ``Eq(T, x_1 + ... + x_m)``, that the terms use
+        by name (empty for most families); see ``AbstractFamily.shared``."""
+        return [
+            sympy.Eq(sym, expr, evaluate=False) for sym, expr in self.family.shared(self.symbols)
+        ]
+
+    @property
     def prefactors(self) -> list[sympy.Expr]:
         """g_i(x), one per variable (1, or x_i for Lotka-Volterra)."""
         return list(self.family.prefactors(self.symbols))
@@ -168,14 +177,21 @@ class Model:
     def latex(self, digits: int | None = 4) -> str:
         """The equations as a LaTeX ``aligned`` block (``digits`` significant digits)."""
         rows = [
+            rf"{sympy.latex(eq.lhs)} &= {sympy.latex(_rounded(eq.rhs, digits), order='none')}"
+            for eq in self.shared
+        ] + [
             rf"\frac{{d {sympy.latex(eq.lhs.expr)}}}{{dt}} &= {sympy.latex(eq.rhs)}"
             for eq in self.equations(digits)
         ]
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
     def __str__(self) -> str:
+        shared = [
+            f"{eq.lhs} = {sympy.sstr(_rounded(eq.rhs, 4), order='none')}" for eq in self.shared
+        ]
         return "\n".join(
-            f"d{eq.lhs.expr}/dt = {sympy.sstr(eq.rhs)}" for eq in self.equations(digits=4)
+            shared
+            + [f"d{eq.lhs.expr}/dt = {sympy.sstr(eq.rhs)}" for eq in self.equations(digits=4)]
         )
 
     def __repr__(self) -> str:
@@ -237,20 +253,26 @@ class Model:
         """Plain JSON data: family, names, terms and prefactors as exponent lists, Xi."""
         z = canonical_symbols(self.n_vars)
         params = {
-            k: v
+            k: (_nested_list(v) if isinstance(v, tuple) else v)
             for k, v in vars(self.family).items()
-            if isinstance(v, (int, float, str, bool)) and k != "name"
+            if (isinstance(v, (int, float, str, bool)) or _is_number_tuple(v)) and k != "name"
         }
+        shared = self.family.shared(z)
+        over = (*z, *(sym for sym, _ in shared))  # terms may use the shared quantities
         out: dict[str, Any] = {
             "schema": MODEL_SCHEMA,
             "family": self.family.name,
             "family_params": params,
             "names": list(self.names),
-            "terms": [exponents(e, z) for e in self.family.terms(z)],
+            "terms": [exponents(e, over) for e in self.family.terms(z)],
             "prefactors": [exponents(e, z) for e in self.family.prefactors(z)],
             "coefficients": self._xi.tolist(),
             "options": self.options,
         }
+        if shared:
+            out["shared"] = [
+                {"name": str(sym), "polynomial": polynomial_terms(expr, z)} for sym, expr in shared
+            ]
         if self.sweep is not None:
             out["sweep"] = {
                 str(c): [v.item() if hasattr(v, "item") else v for v in self.sweep[c]]
@@ -288,17 +310,18 @@ class Model:
             raise ValueError(f"{source}: 'family' must be a string and 'names' a list of strings")
         m = len(names)
 
-        def exps(rows: Any, what: str) -> list[list[int]]:
+        def exps(rows: Any, what: str, width: int = m) -> list[list[int]]:
             if not isinstance(rows, list) or not all(
                 isinstance(r, list)
-                and len(r) == m
+                and len(r) == width
                 and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in r)
                 for r in rows
             ):
-                raise ValueError(f"{source}: {what!r} must be lists of {m} non-negative ints")
+                raise ValueError(f"{source}: {what!r} must be lists of {width} non-negative ints")
             return rows
 
-        term_exp = exps(term_exp, "terms")
+        shared = _shared_from_data(data.get("shared", []), m, names, source)
+        term_exp = exps(term_exp, "terms", m + len(shared))
         pref_exp = exps(pref_exp, "prefactors")
         if len(pref_exp) != m:
             raise ValueError(f"{source}: expected {m} prefactors, got {len(pref_exp)}")
@@ -309,7 +332,8 @@ class Model:
         except (TypeError, ValueError):
             raise ValueError(f"{source}: coefficients are not a numeric matrix") from None
         z = canonical_symbols(m)
-        want_terms = tuple(monomial(z, e) for e in term_exp)
+        over = (*z, *(sympy.Symbol(n) for n, _ in shared))
+        want_terms = tuple(monomial(over, e) for e in term_exp)
         want_prefs = tuple(monomial(z, e) for e in pref_exp)
         family: AbstractFamily | None = None
         if name in family_names():
@@ -320,11 +344,12 @@ class Model:
             if (
                 candidate is not None
                 and tuple(candidate.terms(z)) == want_terms
+                and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)] == shared
                 and tuple(candidate.prefactors(z)) == want_prefs
             ):
                 family = candidate
         if family is None:
-            family = MonomialFamily(name, term_exp, pref_exp)
+            family = MonomialFamily(name, term_exp, pref_exp, shared or None)
         sweep = None
         if "sweep" in data:
             try:
@@ -335,6 +360,71 @@ class Model:
             return cls(family, names, xi, options, sweep)
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
+
+
+def polynomial_terms(expr: Any, symbols: Sequence[sympy.Symbol]) -> list[list[Any]]:
+    """A polynomial over ``symbols`` as JSON data: ``[[coefficient, exponents], ...]``."""
+    poly = sympy.Poly(sympy.sympify(expr), *symbols)
+    return [[float(c), [int(e) for e in k]] for k, c in sorted(poly.terms())]
+
+
+def _shared_from_data(value: Any, m: int, names: Sequence[str], source: str) -> list:
+    """The ``"shared"`` entry of a saved model, checked: ``[(name, polynomial), ...]``."""
+    bad = ValueError(
+        f"{source}: 'shared' must be a list of {{'name': identifier, 'polynomial': "
+        f"[[number, [{m} non-negative ints]], ...]}}"
+    )
+    if not isinstance(value, list):
+        raise bad
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"name", "polynomial"}:
+            raise bad
+        name, poly = item["name"], item["polynomial"]
+        if not isinstance(name, str) or not name.isidentifier() or name in names:
+            raise bad
+        if not isinstance(poly, list):
+            raise bad
+        rows = []
+        for row in poly:
+            if not (
+                isinstance(row, list)
+                and len(row) == 2
+                and isinstance(row[0], (int, float))
+                and not isinstance(row[0], bool)
+                and math.isfinite(row[0])
+                and isinstance(row[1], list)
+                and len(row[1]) == m
+                and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in row[1])
+            ):
+                raise bad
+            rows.append([float(row[0]), [int(e) for e in row[1]]])
+        out.append((name, sorted(rows, key=lambda r: r[1])))
+    if len({n for n, _ in out}) != len(out):
+        raise bad
+    return out
+
+
+def _is_number_tuple(v: Any) -> bool:
+    """A (nested) tuple of numbers: a family parameter such as a weight matrix."""
+    if not isinstance(v, tuple):
+        return False
+    return all(
+        _is_number_tuple(e)
+        or (isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e))
+        for e in v
+    )
+
+
+def _nested_list(v: Any) -> Any:
+    return [_nested_list(e) for e in v] if isinstance(v, tuple) else v
+
+
+def _rounded(expr: Any, digits: int | None) -> Any:
+    """``expr`` with its floats shown to ``digits`` significant digits (None: as they are)."""
+    if digits is None:
+        return expr
+    return expr.xreplace({f: sympy.Float(float(f), digits) for f in expr.atoms(sympy.Float)})
 
 
 def load_model(path: str | os.PathLike) -> Model:

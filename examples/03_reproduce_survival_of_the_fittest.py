@@ -110,5 +110,23 @@ r2 = pd.read_csv(OUT / "linear_r2.csv")
 display(analysis.r2_by_dim(r2))
 analysis.plot_r2_vs_dim(r2)
 
+# %% [markdown]
+# ### 6. Readable models: survivors and forecasts from the early window
+#
+# Each candidate is fitted on steps 0..W of the default runs and integrated to the end
+# of the run: survivor F1 with the count predicted by the model, beside the rank
+# baselines at W ("alive at W": above the survival threshold at W; "top-k at W (told
+# k)": the k largest, told the true k). Then a forecast from the middle of the run,
+# against holding the state (persistence, skill 0). `mean_field_lv` is
+# dS_i/dt = S_i (r_i + a_i S_i + b_i T) with T the total of all circles
+# (`dynafit.early_window_table`, written by `dynafit reproduce` as
+# `circle_models_*.csv`).
+
+# %%
+surv = pd.read_csv(OUT / "circle_models_survivors.csv")
+display(surv.pivot_table(index="candidate", columns="window", values="f1").round(2))
+fc = pd.read_csv(OUT / "circle_models_forecast.csv")
+display(fc.pivot_table(index="candidate", columns="horizon", values="skill").round(2))
+
 # %%
 sorted(p.name for p in (OUT / "figures").glob("*.png"))

@@ -181,6 +181,10 @@ def test_reproduce_small_end_to_end(tmp_path):
     for row in summary["linear_r2_by_dim"]:
         assert math.isfinite(row["lasso_r2_mean"]) and math.isfinite(row["dynafit_onestep_r2_mean"])
     assert all(math.isfinite(r["rate"]) for r in summary["intervention"])
+    # the early-window table of readable circle models (issue 14)
+    assert "mean_field_lv" in summary["circle_models"]["survivor_f1"]
+    assert "## Circle models from the early window" in report
+    assert (out / "circle_models_survivors.csv").is_file()
     assert "nan" not in report.split("## Claims")[1].split("## Figures")[0].lower().replace(
         "n/a", ""
     )

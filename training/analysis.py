@@ -42,8 +42,10 @@ from sklearn.metrics import roc_auc_score
 import dynafit
 from dynafit import Trajectory
 from dynafit._score import onestep_r2
+from dynafit.families import MeanFieldLV
 
 __all__ = [
+    "circle_models",
     "circle_table",
     "euler_r2",
     "fittest_auc",
@@ -490,3 +492,31 @@ def plot_r2_vs_dim(r2: pd.DataFrame) -> Figure:
     fig.axes[0].set_title(f"linear ODE fit{span}", fontsize=10)
     fig.axes[0].set_ylabel("$R^2$")
     return fig
+
+
+# ------------------------------------------------------------- circle models (issue 14)
+#: fit windows 0..W of the early-window table (those shorter than the runs are used)
+CIRCLE_MODEL_WINDOWS = (100, 200, 500, 1000)
+
+
+def circle_models(
+    traj: Trajectory, *, runs: int = 1, steps: int = 100
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Survivor F1 by fit window and forecast skill of readable models against the rank
+    and persistence baselines, on the first ``runs`` runs of ``traj``
+    (:func:`dynafit.early_window_table`): ``mean_field_lv`` (trajectory matching for
+    ``steps`` steps) and plain least-squares linear. Survival is judged at the runs'
+    end; the forecast starts at 1,000 or half the run, whichever is earlier."""
+    sub = Trajectory.stack([traj.run(i) for i in range(min(runs, traj.n_runs))])
+    end = float(sub.t[-1])
+    windows = [w for w in CIRCLE_MODEL_WINDOWS if w < end and np.isclose(sub.t, w).any()]
+    half = float(sub.t[int(np.searchsorted(sub.t, end / 2))])
+    forecast = min(1000.0, half)
+    horizons = [h for h in (50, 100, 250, 500, 1000) if forecast + h <= end]
+    candidates = {
+        "mean_field_lv": (MeanFieldLV(), {"steps": int(steps)}),
+        "linear least squares": ("linear", {"threshold": 0.0}),
+    }
+    return dynafit.early_window_table(
+        sub, windows, candidates, forecast_window=forecast, horizons=horizons
+    )

@@ -256,6 +256,11 @@ def analyse(
         "linear_r2_by_dim": _records(r2_stats),
         "linear_r2_window": list(r2.attrs["window"]),
     }
+    if dynafit_fit:
+        surv, fc = analysis.circle_models(default)
+        summary["circle_models"] = circle_model_summary(surv, fc)
+        _save_csv(out / "circle_models_survivors.csv", surv)
+        _save_csv(out / "circle_models_forecast.csv", fc)
     summary["run"]["analysis_wall_s"] = round(time.perf_counter() - t0, 1)
 
     figs = out / "figures"
@@ -282,6 +287,56 @@ def analyse(
     save_json(out / "summary.json", summary)
     write_report(out / "report.md", summary)
     return summary
+
+
+def circle_model_summary(surv: pd.DataFrame, fc: pd.DataFrame) -> dict[str, Any]:
+    """The early-window tables as JSON data: survivor F1 (mean over runs) by candidate
+    and window, forecast skill (mean over runs) by candidate and horizon."""
+    if surv.empty:
+        return {"runs": 0, "windows": [], "survivor_f1": {}}
+    f1 = surv.pivot_table(index="candidate", columns="window", values="f1", aggfunc="mean")
+    out: dict[str, Any] = {
+        "runs": int(surv["run"].nunique()) if len(surv) else 0,
+        "windows": [float(w) for w in f1.columns],
+        "survivor_f1": {
+            str(c): [None if pd.isna(v) else float(v) for v in row] for c, row in f1.iterrows()
+        },
+    }
+    if len(fc):
+        sk = fc.pivot_table(index="candidate", columns="horizon", values="skill", aggfunc="mean")
+        out["horizons"] = [float(h) for h in sk.columns]
+        out["forecast_skill"] = {
+            str(c): [None if pd.isna(v) else float(v) for v in row] for c, row in sk.iterrows()
+        }
+    return out
+
+
+def _circle_model_lines(cm: Mapping[str, Any]) -> list[str]:
+    """The report's section on readable circle models (from :func:`circle_model_summary`)."""
+    lines = [
+        "## Circle models from the early window",
+        "",
+        f"Survivor F1 (mean over {cm['runs']} runs), each model fitted on steps 0..W and "
+        "integrated to the end of the run from the state at W; the count is the model's "
+        "own except where the baseline is told k (`dynafit.early_window_table`):",
+        "",
+        "| candidate | " + " | ".join(f"W = {w:g}" for w in cm["windows"]) + " |",
+        "|---|" + "---|" * len(cm["windows"]),
+    ]
+    for name, vals in cm["survivor_f1"].items():
+        lines.append(f"| {name} | " + " | ".join(_f(v) for v in vals) + " |")
+    if cm.get("forecast_skill"):
+        lines += [
+            "",
+            "Forecast skill against persistence (1 - RMSE / RMSE of holding the state at "
+            "the forecast start), by horizon:",
+            "",
+            "| candidate | " + " | ".join(f"h = {h:g}" for h in cm["horizons"]) + " |",
+            "|---|" + "---|" * len(cm["horizons"]),
+        ]
+        for name, vals in cm["forecast_skill"].items():
+            lines.append(f"| {name} | " + " | ".join(_f(v) for v in vals) + " |")
+    return lines + [""]
 
 
 def _spearman(a: Any, b: Any) -> float:
@@ -455,6 +510,10 @@ def write_report(path: str | Path, summary: Mapping[str, Any]) -> Path:
         "at a reduced scale (fewer seeds and steps than the paper's 30,000) survival is "
         "judged at the end of the shorter run.",
         "",
+    ]
+    if summary.get("circle_models"):
+        lines += _circle_model_lines(summary["circle_models"])
+    lines += [
         "## Figures",
         "",
     ]

@@ -266,6 +266,21 @@ def _print_board(board: Any, by: str) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
 
+#: the rollout R^2 a model needs to be shown as the most readable one
+READABLE_R2 = 0.9
+
+
+def _most_readable(fitted: Any) -> Any:
+    """The row with the fewest terms among those that roll out with R^2 >= READABLE_R2
+    and did not diverge (None if there is none)."""
+    ok = fitted[
+        (fitted["rollout_r2"].astype(float) >= READABLE_R2) & ~fitted["diverged"].astype(bool)
+    ]
+    if not len(ok):
+        return None
+    return ok.loc[ok["n_terms"].astype(float).idxmin()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dynafit fit``; returns the exit code."""
     parser = build_parser()
@@ -378,6 +393,14 @@ def _run(args: argparse.Namespace) -> int:
         variant = "" if best["variant"] == "sindy" else f" ({best['variant']})"
         print(f"\nbest model: {best['family']}{variant}, {int(best['n_terms'])} terms")
         print(str(best["model"]))
+        readable = _most_readable(fitted)
+        if readable is not None and readable.name != best.name:
+            print(
+                f"\nmost readable model that rolls out with R^2 >= {READABLE_R2}: "
+                f"{readable['family']}, {int(readable['n_terms'])} terms "
+                f"(rollout R^2 {float(readable['rollout_r2']):.3f})"
+            )
+            print(str(readable["model"]))
     else:
         print("\nno family could be fitted to this data")
     report = write_report(

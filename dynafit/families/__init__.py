@@ -5,6 +5,10 @@ from ._base import MonomialFamily as MonomialFamily
 from ._base import family_names as family_names
 from ._base import get_family as get_family
 from ._base import register as register
+from ._shared_rate import AbstractSharedRateFamily as AbstractSharedRateFamily
 from .linear import Linear as Linear
 from .lotka_volterra import LotkaVolterra as LotkaVolterra
+from .low_rank_linear import LowRankLinear as LowRankLinear
+from .low_rank_lv import LowRankLV as LowRankLV
+from .mean_field_lv import MeanFieldLV as MeanFieldLV
 from .polynomial import Polynomial as Polynomial

@@ -35,6 +35,18 @@ class AbstractFamily(abc.ABC):
         """g_i(x), one per state variable; 1 unless the family says otherwise."""
         return tuple(sympy.Integer(1) for _ in symbols)
 
+    def shared(
+        self, symbols: Sequence[sympy.Symbol]
+    ) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+        """Shared quantities the terms may use, as ``(symbol, expression over symbols)``
+        pairs (for example ``T = x_1 + ... + x_m``); none unless the family says otherwise.
+
+        Terms that use them are printed with the symbol (the quantity is named once) and
+        integrated with the expression substituted (:func:`expanded_terms`).
+        """
+        del symbols
+        return ()
+
     def validate(self, x: np.ndarray, names: Sequence[str]) -> None:
         """Raise ``ValueError`` naming the problem when the family cannot apply to ``x``.
 
@@ -101,6 +113,7 @@ class MonomialFamily(AbstractFamily):
         name: str,
         term_exponents: Sequence[Sequence[int]],
         prefactor_exponents: Sequence[Sequence[int]] | None = None,
+        shared: Sequence[tuple[str, Sequence[tuple[float, Sequence[int]]]]] | None = None,
     ):
         self.name = str(name)
         self.term_exponents = tuple(tuple(int(e) for e in row) for row in term_exponents)
@@ -109,9 +122,27 @@ class MonomialFamily(AbstractFamily):
             if prefactor_exponents is None
             else tuple(tuple(int(e) for e in row) for row in prefactor_exponents)
         )
+        # shared quantities: (name, ((coefficient, exponents), ...)); the term exponents
+        # then run over the variables and these quantities, in that order
+        self.shared_polynomials = tuple(
+            (str(n), tuple((float(c), tuple(int(e) for e in ex)) for c, ex in poly))
+            for n, poly in (shared or ())
+        )
 
     def terms(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
-        return tuple(monomial(symbols, e) for e in self.term_exponents)
+        over = (*symbols, *(sym for sym, _ in self.shared(symbols)))
+        return tuple(monomial(over, e) for e in self.term_exponents)
+
+    def shared(
+        self, symbols: Sequence[sympy.Symbol]
+    ) -> tuple[tuple[sympy.Symbol, sympy.Expr], ...]:
+        return tuple(
+            (
+                sympy.Symbol(n),
+                sympy.Add(*(sympy.Float(c) * monomial(symbols, ex) for c, ex in poly)),
+            )
+            for n, poly in self.shared_polynomials
+        )
 
     def prefactors(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:
         if self.prefactor_exponents is None:
@@ -120,6 +151,17 @@ class MonomialFamily(AbstractFamily):
 
     def __repr__(self) -> str:
         return f"MonomialFamily({self.name!r}, {len(self.term_exponents)} terms)"
+
+
+def expanded_terms(family: AbstractFamily, symbols: Sequence[sympy.Symbol]) -> tuple:
+    """``family.terms(symbols)`` with its shared quantities (:meth:`AbstractFamily.shared`)
+    substituted: expressions over ``symbols`` alone, as they are integrated."""
+    terms = tuple(sympy.sympify(e) for e in family.terms(symbols))
+    defs = family.shared(symbols)
+    if not defs:
+        return terms
+    sub = {sym: sympy.sympify(expr) for sym, expr in defs}
+    return tuple(e.xreplace(sub) for e in terms)
 
 
 def monomial(symbols: Sequence[sympy.Symbol], exponents: Sequence[int]) -> sympy.Expr:
