@@ -15,13 +15,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dynafit._io import ensure_writable_dir
+from dynafit._io import CHECKPOINTS, MANIFEST, claim_out_dir
 
 from .config import DTYPES, TrainConfig, parse_seeds
 
 OUTPUT = "train.npz"
-MANIFEST = "manifest.json"
-CHECKPOINTS = ".checkpoints"
 KIND = "dynafit.train/1"
 
 
@@ -107,7 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ).validate()
         seeds = parse_seeds(args.seeds)
         out = Path(args.out)
-        ensure_writable_dir(out)
         resume = _check_existing(out, config, seeds, args.overwrite)
     except ValueError as err:
         print(f"dynafit train: error: {err}", file=sys.stderr)
@@ -120,36 +117,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_existing(out: Path, config: TrainConfig, seeds: list[int], overwrite: bool) -> str:
-    """'new', 'resume' or 'done'; refuses to replace another run without ``overwrite``."""
-    from dynafit._io import load_json
+    """'new', 'resume' or 'done' (the one ``--out`` rule of :func:`dynafit._io.claim_out_dir`)."""
 
-    manifest_path = out / MANIFEST
-    manifest = None
-    if manifest_path.exists():
-        try:
-            manifest = load_json(manifest_path)
-        except ValueError:
-            if not overwrite:
-                raise
-        same = (
-            isinstance(manifest, dict)
-            and manifest.get("kind") == KIND
-            and manifest.get("config") == config.to_dict()
-            and manifest.get("seeds") == seeds
-        )
-        if same:
-            if manifest.get("status") == "complete" and (out / OUTPUT).exists():
-                return "done"
-            return "resume"
-    elif not any(out.iterdir()):
-        return "new"
-    if not overwrite:
-        what = "a run with a different config or seeds" if manifest_path.exists() else "files"
-        raise ValueError(
-            f"--out {out} already holds {what}; choose another folder or pass --overwrite "
-            "(which replaces dynafit's own files there)"
-        )
-    _clear_old_checkpoints(out, manifest)
+    def differs(previous: dict) -> str | None:
+        if previous.get("config") == config.to_dict() and previous.get("seeds") == seeds:
+            return None
+        return "a run with a different config or seeds"
+
+    folder = claim_out_dir(
+        out, kind=KIND, what="`dynafit train`", differs=differs, overwrite=overwrite
+    )
+    folder.check_free([OUTPUT])
+    if folder.resume:
+        if folder.previous.get("status") == "complete" and (out / OUTPUT).exists():
+            return "done"
+        return "resume"
+    if folder.replacing:
+        _clear_old_checkpoints(out, folder.previous)
     return "new"
 
 
