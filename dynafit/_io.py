@@ -172,7 +172,7 @@ def claim_out_dir(
 ) -> OwnedFolder:
     """The one rule for every command's ``--out`` (train, sweep, fit, reproduce).
 
-    The folder is created if needed and must be writable. Its ``manifest`` (a JSON file
+    The folder must be writable (or creatable: it is not created here). Its ``manifest`` (a JSON file
     whose ``kind``, or ``schema``, is ``kind``) says what wrote it:
 
     - none, and the folder is empty (but for checkpoints and temporaries): a new run;
@@ -186,6 +186,10 @@ def claim_out_dir(
 
     ``what`` names the writer in messages ("`dynafit fit`", "a sweep", ...).
     """
+    out = Path(out)
+    if not out.exists():  # created by the first write, so bad input leaves nothing behind
+        _check_creatable(out)
+        return OwnedFolder(out, None, False, frozenset())
     out = ensure_writable_dir(out)
     path = out / manifest
     if not path.exists():
@@ -217,3 +221,14 @@ def claim_out_dir(
             "(which replaces dynafit's own files there)"
         )
     return OwnedFolder(out, previous, difference is None, owned)
+
+
+def _check_creatable(out: Path) -> None:
+    """The nearest existing folder above ``out`` must be a writable folder."""
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: cannot write there ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot write there (no permission in {parent})")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dynafit._io import CHECKPOINTS, MANIFEST, claim_out_dir
+from dynafit.cli._base import add_out_arguments
 
 from .config import DTYPES, TrainConfig, parse_seeds
 
@@ -60,8 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--checkpoint-every", type=int, default=d.checkpoint_every, help="multiple of --chunk"
     )
-    ap.add_argument("--out", default="runs", help="output folder (default %(default)s)")
-    ap.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
+    add_out_arguments(ap, default="runs", help="output folder (default %(default)s)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 

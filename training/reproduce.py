@@ -32,7 +32,12 @@ import pandas as pd
 
 from dynafit._executors import make_executor
 from dynafit._io import atomic_write, load_json, save_json
-from dynafit.cli._base import add_backend_arguments, backend_options, check_backend_arguments
+from dynafit.cli._base import (
+    add_backend_arguments,
+    add_out_arguments,
+    backend_options,
+    check_backend_arguments,
+)
 
 from . import analysis
 from .sweep import load_experiments, run_experiments
@@ -482,10 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="small: a few minutes on 2 CPU cores; full: the paper's scale (GPU or Ray "
         "cluster); smoke: about a minute (the notebook's setting)",
     )
-    parser.add_argument("--out", required=True, help="output folder")
+    add_out_arguments(parser, required=True, help="output folder")
     add_backend_arguments(parser)
     parser.add_argument("--spec", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--overwrite", action="store_true", help="replace dynafit's files in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     check_backend_arguments(parser, args)

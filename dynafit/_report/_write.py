@@ -89,6 +89,18 @@ def markdown_table(df: pd.DataFrame, columns: Sequence[str] | None = None) -> st
     return "\n".join(lines)
 
 
+def text_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, rule: bool = False) -> str:
+    """A plain-text table for the terminal: columns padded to their widest cell, a
+    ``---`` rule under the header if ``rule``. A row may be shorter than ``head`` (its
+    last cell then runs on). The Markdown counterpart is :func:`markdown_table`."""
+    table = [[str(c) for c in head]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    if rule:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def table_for_csv(board: pd.DataFrame) -> pd.DataFrame:
     """A leaderboard or run table without its Model objects."""
     return board.drop(columns=["model"], errors="ignore")
