@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from dynafit._executors import make_executor
 from dynafit._io import atomic_write, load_json, save_json
@@ -293,7 +294,7 @@ def _spearman(a: Any, b: Any) -> float:
     a, b = pd.Series(np.asarray(a, float)), pd.Series(np.asarray(b, float))
     if a.nunique() < 2 or b.nunique() < 2:
         return math.nan
-    return float(a.rank().corr(b.rank()))
+    return float(scipy.stats.spearmanr(a, b, nan_policy="omit").statistic)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
