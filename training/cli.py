@@ -16,10 +16,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dynafit._io import CHECKPOINTS, MANIFEST, claim_out_dir
+import jax
+
+import dynafit
+from dynafit._io import CHECKPOINTS, MANIFEST, claim_out_dir, save_json
 from dynafit.cli._base import add_out_arguments
 
 from .config import DTYPES, TrainConfig, parse_seeds
+from .trainer import clear_checkpoints, train_result
 
 OUTPUT = "train.npz"
 KIND = "dynafit.train/1"
@@ -141,23 +145,12 @@ def _clear_old_checkpoints(out: Path, manifest) -> None:
         seeds = parse_seeds(manifest["seeds"])
     except (KeyError, TypeError, ValueError):
         return
-    from .trainer import clear_checkpoints
-
     clear_checkpoints(out / CHECKPOINTS, old, seeds)
 
 
 def _run(config: TrainConfig, seeds: list[int], out: Path, *, quiet: bool) -> int:
     if config.dtype == "float64":
-        import jax
-
         jax.config.update("jax_enable_x64", True)  # before any JAX computation here
-    import jax
-
-    import dynafit
-    from dynafit._io import save_json
-
-    from .trainer import clear_checkpoints, train_result
-
     manifest = {
         "kind": KIND,
         "version": dynafit.__version__,
@@ -187,8 +180,6 @@ def _run(config: TrainConfig, seeds: list[int], out: Path, *, quiet: bool) -> in
 
 
 def _load(path: Path):
-    import dynafit
-
     return dynafit.load(path)
 
 

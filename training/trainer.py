@@ -19,6 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 import dynafit
 from dynafit import Trajectory, survival_threshold
@@ -474,8 +475,6 @@ def _trajectory(config: TrainConfig, seeds: list[int], hist: _History) -> Trajec
 
 
 def _progress(enabled: bool, total: int, initial: int, n_seeds: int):
-    from tqdm.auto import tqdm
-
     return tqdm(
         total=total,
         initial=initial,

@@ -37,6 +37,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 import dynafit
 from dynafit._executors import AbstractExecutor, make_executor, require_ray
 
@@ -234,8 +236,6 @@ class _Progress:
     """Blocks done of total, seed-steps per second and the time left (tqdm)."""
 
     def __init__(self, total_blocks, done_blocks, seed_steps, enabled):
-        from tqdm.auto import tqdm
-
         self.total, self.done = total_blocks, done_blocks
         self.bar = tqdm(
             total=seed_steps,
