@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 import dynafit
 from dynafit import Trajectory, survival_threshold
 from dynafit._io import atomic_write, load_json, load_npz, save_json, save_npz
-from dynafit._trajectory import SCHEMA
 
 from . import _model
 from ._model import Record, Split, Static
@@ -53,20 +52,8 @@ class TrainResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         """One ``.npz``: the trajectory schema plus ``extra__*`` arrays (atomic)."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise ValueError(f"{path}: a trajectory file must end in .npz")
-        tr = self.trajectory
-        arrays = {
-            "schema": np.array(SCHEMA),
-            "t": tr.t,
-            "x": tr.x,
-            "names": np.array(tr.names, dtype=np.str_),
-            "meta": np.array(json.dumps(tr.meta)),
-        }
-        arrays.update({f"aux__{k}": v for k, v in tr.aux.items()})
-        arrays.update({EXTRA_PREFIX + k: v for k, v in self.extras.items()})
-        return save_npz(path, **arrays)
+        extra = {EXTRA_PREFIX + k: v for k, v in self.extras.items()}
+        return self.trajectory._save(path, extra)
 
 
 def load_extras(path: str | os.PathLike) -> dict[str, np.ndarray]:
