@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 from sklearn.metrics import roc_auc_score
 
 from ._trajectory import Trajectory, survival_threshold
@@ -265,11 +266,9 @@ def fittest(
 
 
 def _rank(values: np.ndarray) -> np.ndarray:
-    """1 for the largest (values are negated by the caller), ties by position."""
-    order = np.argsort(values, kind="stable")
-    rank = np.empty(len(values), dtype=int)
-    rank[order] = np.arange(1, len(values) + 1)
-    return rank
+    """1 for the smallest (the caller negates, so 1 is the largest), ties by position,
+    NaN last."""
+    return scipy.stats.rankdata(np.nan_to_num(values, nan=np.inf), method="ordinal")
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -235,6 +235,10 @@ class Trajectory:
     # --------------------------------------------------------------------- io
     def save(self, path: str | os.PathLike) -> Path:
         """Write to ``path`` (``.npz``) atomically; returns the path."""
+        return self._save(path, {})
+
+    def _save(self, path: str | os.PathLike, extra: dict[str, Any]) -> Path:
+        """:meth:`save` with more plain arrays beside (the trainer's ``extra__*``)."""
         path = Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"{path}: a trajectory file must end in .npz")
@@ -247,7 +251,7 @@ class Trajectory:
         }
         for key, value in self.aux.items():
             arrays[_AUX_PREFIX + key] = value
-        return save_npz(path, **arrays)
+        return save_npz(path, **arrays, **extra)
 
     @classmethod
     def from_dataframe(

@@ -10,18 +10,22 @@ reports a finished one; a different config into a non-empty folder is refused un
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dynafit._io import ensure_writable_dir
+import jax
+
+import dynafit
+from dynafit._io import CHECKPOINTS, MANIFEST, claim_out_dir, save_json
+from dynafit.cli._base import add_out_arguments
 
 from .config import DTYPES, TrainConfig, parse_seeds
+from .trainer import clear_checkpoints, train_result
 
 OUTPUT = "train.npz"
-MANIFEST = "manifest.json"
-CHECKPOINTS = ".checkpoints"
 KIND = "dynafit.train/1"
 
 
@@ -32,40 +36,49 @@ def _parser() -> argparse.ArgumentParser:
         description="Train MLPs on (a + b) mod p with a learnable embedding and record "
         "the circle signals S_k(t) of every step (Ding et al. 2024, arXiv 2405.17420).",
     )
-    ap.add_argument("--p", type=int, default=d.p, help="odd modulus >= 3 (default %(default)s)")
-    ap.add_argument("--dim", type=int, default=d.dim, help="embedding width (%(default)s)")
-    ap.add_argument("--hidden", type=int, default=d.hidden, help="MLP width (%(default)s)")
-    ap.add_argument("--steps", type=int, default=d.steps, help="updates (%(default)s)")
-    ap.add_argument("--lr", type=float, default=d.lr, help="AdamW lr (%(default)s)")
-    ap.add_argument("--wd", type=float, default=d.wd, help="AdamW weight decay (%(default)s)")
-    ap.add_argument("--frac", type=float, default=d.frac, help="train fraction (%(default)s)")
-    ap.add_argument("--dtype", default=d.dtype, help=f"one of {DTYPES} (%(default)s)")
     ap.add_argument("--seeds", default="0", help="'0-7', '0,3,5' or '4' (default %(default)s)")
-    ap.add_argument("--embed-seed", type=int, default=None, help="fix the embedding init")
-    ap.add_argument("--mlp-seed", type=int, default=None, help="fix the MLP init")
-    ap.add_argument("--split-seed", type=int, default=None, help="fix the train/test split")
-    ap.add_argument("--freeze-embedding", action="store_true", help="train the MLP only")
-    ap.add_argument(
-        "--scale-freq",
-        action="append",
-        default=[],
-        metavar="K",
-        help="scale the initial signal of frequency K (and p-K); repeat or '3,5'",
-    )
-    ap.add_argument(
-        "--scale-factor", type=float, default=d.scale_factor, help="factor (%(default)s)"
-    )
-    ap.add_argument(
-        "--snapshot-every", type=int, default=d.snapshot_every, help="keep E every N steps"
-    )
-    ap.add_argument("--chunk", type=int, default=d.chunk, help="steps per compiled chunk")
-    ap.add_argument(
-        "--checkpoint-every", type=int, default=d.checkpoint_every, help="multiple of --chunk"
-    )
-    ap.add_argument("--out", default="runs", help="output folder (default %(default)s)")
-    ap.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
+    for field in dataclasses.fields(TrainConfig):
+        _add_option(ap, field.name, getattr(d, field.name))
+    add_out_arguments(ap, default="runs", help="output folder (default %(default)s)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
+
+
+#: the command-line help of each TrainConfig field (the options are made from the fields)
+_HELP = {
+    "p": "odd modulus >= 3 (default %(default)s)",
+    "dim": "embedding width (%(default)s)",
+    "hidden": "MLP width (%(default)s)",
+    "steps": "updates (%(default)s)",
+    "lr": "AdamW lr (%(default)s)",
+    "wd": "AdamW weight decay (%(default)s)",
+    "frac": "train fraction (%(default)s)",
+    "dtype": f"one of {DTYPES} (%(default)s)",
+    "embed_seed": "fix the embedding init",
+    "mlp_seed": "fix the MLP init",
+    "split_seed": "fix the train/test split",
+    "freeze_embedding": "train the MLP only",
+    "scale_freqs": "scale the initial signal of frequency K (and p-K); repeat or '3,5'",
+    "scale_factor": "factor (%(default)s)",
+    "snapshot_every": "keep E every N steps",
+    "chunk": "steps per compiled chunk",
+    "checkpoint_every": "multiple of --chunk",
+}
+
+
+def _add_option(ap: argparse.ArgumentParser, name: str, default) -> None:
+    """``--name-with-dashes`` for the TrainConfig field ``name``, typed by its default."""
+    flag, help = "--" + name.replace("_", "-"), _HELP[name]
+    if name == "scale_freqs":  # repeatable, each a K or a list 'K,K'
+        ap.add_argument(
+            "--scale-freq", dest=name, action="append", default=[], metavar="K", help=help
+        )
+    elif isinstance(default, bool):
+        ap.add_argument(flag, action="store_true", help=help)
+    else:
+        ap.add_argument(
+            flag, type=int if default is None else type(default), default=default, help=help
+        )
 
 
 def _freqs(values: list[str]) -> tuple[int, ...]:
@@ -86,28 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or argparse's own usage error
         return int(exc.code or 0)
     try:
-        config = TrainConfig(
-            p=args.p,
-            dim=args.dim,
-            hidden=args.hidden,
-            steps=args.steps,
-            lr=args.lr,
-            wd=args.wd,
-            frac=args.frac,
-            dtype=args.dtype,
-            embed_seed=args.embed_seed,
-            mlp_seed=args.mlp_seed,
-            split_seed=args.split_seed,
-            freeze_embedding=args.freeze_embedding,
-            scale_freqs=_freqs(args.scale_freq),
-            scale_factor=args.scale_factor,
-            snapshot_every=args.snapshot_every,
-            chunk=args.chunk,
-            checkpoint_every=args.checkpoint_every,
-        ).validate()
+        options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{**options, "scale_freqs": _freqs(args.scale_freqs)}).validate()
         seeds = parse_seeds(args.seeds)
         out = Path(args.out)
-        ensure_writable_dir(out)
         resume = _check_existing(out, config, seeds, args.overwrite)
     except ValueError as err:
         print(f"dynafit train: error: {err}", file=sys.stderr)
@@ -120,36 +115,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_existing(out: Path, config: TrainConfig, seeds: list[int], overwrite: bool) -> str:
-    """'new', 'resume' or 'done'; refuses to replace another run without ``overwrite``."""
-    from dynafit._io import load_json
+    """'new', 'resume' or 'done' (the one ``--out`` rule of :func:`dynafit._io.claim_out_dir`)."""
 
-    manifest_path = out / MANIFEST
-    manifest = None
-    if manifest_path.exists():
-        try:
-            manifest = load_json(manifest_path)
-        except ValueError:
-            if not overwrite:
-                raise
-        same = (
-            isinstance(manifest, dict)
-            and manifest.get("kind") == KIND
-            and manifest.get("config") == config.to_dict()
-            and manifest.get("seeds") == seeds
-        )
-        if same:
-            if manifest.get("status") == "complete" and (out / OUTPUT).exists():
-                return "done"
-            return "resume"
-    elif not any(out.iterdir()):
-        return "new"
-    if not overwrite:
-        what = "a run with a different config or seeds" if manifest_path.exists() else "files"
-        raise ValueError(
-            f"--out {out} already holds {what}; choose another folder or pass --overwrite "
-            "(which replaces dynafit's own files there)"
-        )
-    _clear_old_checkpoints(out, manifest)
+    def differs(previous: dict) -> str | None:
+        if previous.get("config") == config.to_dict() and previous.get("seeds") == seeds:
+            return None
+        return "a run with a different config or seeds"
+
+    folder = claim_out_dir(
+        out, kind=KIND, what="`dynafit train`", differs=differs, overwrite=overwrite
+    )
+    folder.check_free([OUTPUT])
+    if folder.resume:
+        if folder.previous.get("status") == "complete" and (out / OUTPUT).exists():
+            return "done"
+        return "resume"
+    if folder.replacing:
+        _clear_old_checkpoints(out, folder.previous)
     return "new"
 
 
@@ -163,23 +145,12 @@ def _clear_old_checkpoints(out: Path, manifest) -> None:
         seeds = parse_seeds(manifest["seeds"])
     except (KeyError, TypeError, ValueError):
         return
-    from .trainer import clear_checkpoints
-
     clear_checkpoints(out / CHECKPOINTS, old, seeds)
 
 
 def _run(config: TrainConfig, seeds: list[int], out: Path, *, quiet: bool) -> int:
     if config.dtype == "float64":
-        import jax
-
         jax.config.update("jax_enable_x64", True)  # before any JAX computation here
-    import jax
-
-    import dynafit
-    from dynafit._io import save_json
-
-    from .trainer import clear_checkpoints, train_result
-
     manifest = {
         "kind": KIND,
         "version": dynafit.__version__,
@@ -209,8 +180,6 @@ def _run(config: TrainConfig, seeds: list[int], out: Path, *, quiet: bool) -> in
 
 
 def _load(path: Path):
-    import dynafit
-
     return dynafit.load(path)
 
 

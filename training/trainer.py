@@ -19,11 +19,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 import dynafit
 from dynafit import Trajectory, survival_threshold
 from dynafit._io import atomic_write, load_json, load_npz, save_json, save_npz
-from dynafit._trajectory import SCHEMA
 
 from . import _model
 from ._model import Record, Split, Static
@@ -52,20 +52,8 @@ class TrainResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         """One ``.npz``: the trajectory schema plus ``extra__*`` arrays (atomic)."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise ValueError(f"{path}: a trajectory file must end in .npz")
-        tr = self.trajectory
-        arrays = {
-            "schema": np.array(SCHEMA),
-            "t": tr.t,
-            "x": tr.x,
-            "names": np.array(tr.names, dtype=np.str_),
-            "meta": np.array(json.dumps(tr.meta)),
-        }
-        arrays.update({f"aux__{k}": v for k, v in tr.aux.items()})
-        arrays.update({EXTRA_PREFIX + k: v for k, v in self.extras.items()})
-        return save_npz(path, **arrays)
+        extra = {EXTRA_PREFIX + k: v for k, v in self.extras.items()}
+        return self.trajectory._save(path, extra)
 
 
 def load_extras(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -474,8 +462,6 @@ def _trajectory(config: TrainConfig, seeds: list[int], hist: _History) -> Trajec
 
 
 def _progress(enabled: bool, total: int, initial: int, n_seeds: int):
-    from tqdm.auto import tqdm
-
     return tqdm(
         total=total,
         initial=initial,

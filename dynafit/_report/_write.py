@@ -31,7 +31,7 @@ import pandas as pd
 import sympy
 
 from .._intervals import equations_with_intervals, uncertainty
-from .._io import atomic_write, load_json, save_json, to_jsonable
+from .._io import OwnedFolder, atomic_write, claim_out_dir, save_json, to_jsonable
 from .._postfit import plot_inclusion
 from .._selection import plot_r2_vs_dim, summarize_runs
 from .._trajectory import Trajectory
@@ -43,50 +43,23 @@ MANIFEST_KIND = "dynafit.fit_report/1"
 
 # --------------------------------------------------------------------------- safety
 def check_out_dir(out: str | os.PathLike, config: Mapping[str, Any], overwrite: bool) -> set[str]:
-    """Make sure ``out`` may be written; returns the files dynafit owns there already.
-
-    Raises ``ValueError`` when ``out`` is a file, a non-empty folder dynafit did not
-    write (unless ``overwrite``), or a report of a different config (unless ``overwrite``).
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a folder; choose another --out")
-    if not out.exists():
-        return set()
-    manifest = out / "manifest.json"
-    entries = [p for p in out.iterdir()]
-    if not manifest.exists():
-        if entries and not overwrite:
-            raise ValueError(
-                f"{out} is not empty and was not written by `dynafit fit`; choose a new or "
-                "empty --out (or pass --overwrite to add the report beside your files; "
-                "none of them is replaced)"
-            )
-        return set()
-    try:
-        previous = load_json(manifest)
-    except ValueError as err:
-        raise ValueError(
-            f"{out}: its manifest.json is unreadable ({err}); choose another --out"
-        ) from None
-    if not isinstance(previous, dict) or previous.get("kind") != MANIFEST_KIND:
-        raise ValueError(
-            f"{out}/manifest.json belongs to something else than a dynafit fit report; "
-            "choose another --out"
-        )
-    if to_jsonable(dict(config)) != previous.get("config") and not overwrite:
-        raise ValueError(
-            f"{out} holds a report of a different fit (config {previous.get('config')}); "
-            "pass --overwrite to replace it, or choose another --out"
-        )
-    return {str(f) for f in previous.get("files", [])}
+    """Make sure ``out`` may take a report of ``config`` (``ValueError`` otherwise);
+    returns the files dynafit owns there already."""
+    return set(_claim(out, config, overwrite).owned)
 
 
-def _guard(out: Path, rel: str, owned: set[str]) -> Path:
-    path = out / rel
-    if path.exists() and rel not in owned:
-        raise ValueError(f"{path} exists and was not written by dynafit; refusing to replace it")
-    return path
+def _claim(out: str | os.PathLike, config: Mapping[str, Any], overwrite: bool) -> OwnedFolder:
+    """The one ``--out`` rule (:func:`dynafit._io.claim_out_dir`) for a report."""
+    config = to_jsonable(dict(config))
+
+    def differs(previous: dict[str, Any]) -> str | None:
+        if previous.get("config") == config:
+            return None
+        return f"a report of a different fit (config {previous.get('config')})"
+
+    return claim_out_dir(
+        out, kind=MANIFEST_KIND, what="`dynafit fit`", differs=differs, overwrite=overwrite
+    )
 
 
 # --------------------------------------------------------------------------- content
@@ -113,6 +86,18 @@ def markdown_table(df: pd.DataFrame, columns: Sequence[str] | None = None) -> st
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, row in df[cols].iterrows():
         lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def text_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, rule: bool = False) -> str:
+    """A plain-text table for the terminal: columns padded to their widest cell, a
+    ``---`` rule under the header if ``rule``. A row may be shorter than ``head`` (its
+    last cell then runs on). The Markdown counterpart is :func:`markdown_table`."""
+    table = [[str(c) for c in head]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    if rule:
+        lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
@@ -216,7 +201,8 @@ def write_report(
     """
     out = Path(out)
     config = to_jsonable(dict(config or {}))
-    owned = check_out_dir(out, config, overwrite)
+    folder = _claim(out, config, overwrite)
+    owned = set(folder.owned)
     by = board.attrs.get("by", "bic")
 
     files: dict[str, Any] = {}  # relative path -> writer(tmp)
@@ -235,9 +221,7 @@ def write_report(
     md = _markdown(traj, board, runs, by, figure_links, title, source, config)
     files["report.md"] = _text_writer(md)
 
-    for rel in files:
-        _guard(out, rel, owned)
-    out.mkdir(parents=True, exist_ok=True)
+    folder.check_free(files)
     # The manifest first lists every file dynafit may own here (old and new), so an
     # interrupted write leaves nothing unaccounted for; then the files; then the final one.
     save_json(

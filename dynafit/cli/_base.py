@@ -56,3 +56,22 @@ def check_backend_arguments(parser: argparse.ArgumentParser, args: argparse.Name
         parser.error("--address needs --backend ray")
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+
+
+def add_out_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    help: str,
+    default: str | None = None,
+    required: bool = False,
+) -> None:
+    """``--out DIR`` and ``--overwrite``: the command's folder, under the one rule of
+    :func:`dynafit._io.claim_out_dir` (same command resumes; a different config is
+    refused unless ``--overwrite``, which replaces dynafit's own files only)."""
+    parser.add_argument("--out", default=default, required=required, metavar="DIR", help=help)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a different run's files in --out (dynafit's own files only; "
+        "nothing else there is replaced or removed)",
+    )

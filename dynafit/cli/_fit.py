@@ -18,7 +18,7 @@ from .._derivatives import check_method
 from .._executors import make_executor
 from .._fit import OPTIMIZERS
 from .._fit_many import fit_many
-from .._report import _fmt, check_out_dir, write_report
+from .._report import _fmt, check_out_dir, text_table, write_report
 from .._trajectory import Trajectory, load_runs
 from ..families import get_family
 from ._base import (
@@ -27,6 +27,7 @@ from ._base import (
     Parser,
     UsageError,
     add_backend_arguments,
+    add_out_arguments,
     check_backend_arguments,
 )
 
@@ -77,17 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fixed sparsity threshold (default: chosen from a sweep)",
     )
     p.add_argument("--by", default="bic", help="ranking criterion (default: bic)")
-    p.add_argument(
-        "--out",
-        default=None,
-        metavar="DIR",
-        help="report folder (default: INPUT_fit beside the input)",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a report of a different fit in --out (dynafit's files only)",
-    )
+    add_out_arguments(p, help="report folder (default: INPUT_fit beside the input)")
     p.add_argument("--run", type=int, default=None, metavar="I", help="fit only run I of a batch")
     p.add_argument(
         "--vars",
@@ -255,15 +246,13 @@ def _print_board(board: Any, by: str) -> None:
     ]
     if by not in cols and by in board.columns:
         cols.append(by)
-    rows = [[str(c) for c in cols]]
+    rows = []
     for _, row in board.iterrows():
         cells = [_fmt(row[c]) for c in cols]
         if row.get("status", "ok") != "ok":
             cells = cells[:3] + [str(row["status"])[:70]]
         rows.append(cells)
-    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(cols))]
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    print(text_table(cols, rows))
 
 
 #: the rollout R^2 a model needs to be shown as the most readable one

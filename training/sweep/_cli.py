@@ -6,7 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dynafit.cli._base import add_backend_arguments, backend_options, check_backend_arguments
+from dynafit._report import text_table
+from dynafit.cli._base import (
+    add_backend_arguments,
+    add_out_arguments,
+    backend_options,
+    check_backend_arguments,
+)
 
 from ._engine import SweepResult, run_experiments
 from ._spec import _show
@@ -34,14 +40,12 @@ def summary_table(result: SweepResult) -> str:
         wall = f"{e['wall_s']:.1f}" if e.get("wall_s") is not None else "-"
         rows.append((e["name"], grid, seed_text, status, e.get("device", "-"), wall))
     head = ("block", "grid", "seeds", "status", "device", "wall s")
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(
-        f"{len(result.blocks)} blocks: {len(result.trained)} trained, {len(result.reused)} "
-        f"already done, {len(result.failed)} failed; {result.wall_s:.1f} s ({result.backend})"
+    return (
+        text_table(head, rows, rule=True)
+        + f"\n{len(result.blocks)} blocks: {len(result.trained)} trained, "
+        f"{len(result.reused)} already done, {len(result.failed)} failed; "
+        f"{result.wall_s:.1f} s ({result.backend})"
     )
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,13 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "locally or on Ray. Rerunning the same command resumes.",
     )
     parser.add_argument("spec", help="sweep spec (TOML)")
-    parser.add_argument("--out", required=True, help="output folder (one .npz per block)")
+    add_out_arguments(parser, required=True, help="output folder (one .npz per block)")
     add_backend_arguments(parser)
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the sweep files in --out (other files there are left alone)",
-    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--only",

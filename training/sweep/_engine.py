@@ -37,17 +37,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 import dynafit
 from dynafit._executors import AbstractExecutor, make_executor, require_ray
 
-from ._manifest import (
-    _check_compatible,
-    _ManifestWriter,
-    _read_manifest,
-    _remove_own_files,
-    _stale_tmp_files,
-    check_out_dir,
-)
+from ._manifest import _ManifestWriter, _remove_own_files, _stale_tmp_files, claim
 from ._plan import _plan
 from ._spec import SweepSpec, default_block_size, expand, load_experiments, load_spec
 from ._worker import _task_env, run_block
@@ -85,18 +80,8 @@ def _prepare(
     """Every check on spec and folder, before any executor starts (ValueError)."""
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
-    out = check_out_dir(out)
-    manifest = _read_manifest(out)
-    if manifest is None and not overwrite:
-        foreign = sorted(p.name for p in out.glob("*.npz"))
-        if foreign:
-            raise ValueError(
-                f"--out {out} already holds .npz files not written by a sweep "
-                f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
-                "choose another --out, or --overwrite"
-            )
-    if manifest is not None and not overwrite:
-        _check_compatible(spec, manifest, out)
+    folder = claim(spec, out, overwrite)
+    out, manifest = folder.path, folder.previous
     return _Prepared(spec, out, manifest, overwrite)
 
 
@@ -251,8 +236,6 @@ class _Progress:
     """Blocks done of total, seed-steps per second and the time left (tqdm)."""
 
     def __init__(self, total_blocks, done_blocks, seed_steps, enabled):
-        from tqdm.auto import tqdm
-
         self.total, self.done = total_blocks, done_blocks
         self.bar = tqdm(
             total=seed_steps,

@@ -5,12 +5,13 @@ removes (the sweep's own files only)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import dynafit
-from dynafit._io import ensure_writable_dir, load_json, save_json
+from dynafit._io import OwnedFolder, claim_out_dir, save_json
 
 from ._spec import (
     CHECKPOINTS,
@@ -22,21 +23,22 @@ from ._spec import (
     _show,
 )
 
+
 # ------------------------------------------------------------------- the folder
-check_out_dir = ensure_writable_dir
+def claim(spec: SweepSpec, out: str | os.PathLike, overwrite: bool) -> OwnedFolder:
+    """The one ``--out`` rule (:func:`dynafit._io.claim_out_dir`) for a sweep: a folder
+    whose manifest records the same fixed options (and block_size) is resumed."""
+    return claim_out_dir(
+        out,
+        kind=MANIFEST_SCHEMA,
+        what="a sweep",
+        differs=lambda manifest: _differences(spec, manifest),
+        overwrite=overwrite,
+        manifest=MANIFEST,
+    )
 
 
-def _read_manifest(out: Path) -> dict[str, Any] | None:
-    path = out / MANIFEST
-    if not path.exists():
-        return None
-    manifest = load_json(path)
-    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
-        raise ValueError(f"{path}: not a dynafit sweep manifest; choose another --out")
-    return manifest
-
-
-def _check_compatible(spec: SweepSpec, manifest: dict[str, Any], out: Path) -> None:
+def _differences(spec: SweepSpec, manifest: dict[str, Any]) -> str | None:
     """Fixed options (and block_size) must equal those recorded in the folder."""
     recorded = manifest.get("fixed", {})
     now = spec.effective_fixed()
@@ -49,12 +51,7 @@ def _check_compatible(spec: SweepSpec, manifest: dict[str, Any], out: Path) -> N
         diffs.append(
             f"block_size = {manifest['block_size']} in the folder, {spec.block_size} in the spec"
         )
-    if diffs:
-        raise ValueError(
-            f"--out {out} holds a sweep with other fixed options: "
-            + "; ".join(diffs)
-            + ". Use another --out, or --overwrite to replace dynafit's files there."
-        )
+    return "a sweep with other fixed options: " + "; ".join(diffs) if diffs else None
 
 
 def _remove_own_files(out: Path, manifest: dict[str, Any] | None) -> None:

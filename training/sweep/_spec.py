@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dynafit._io import CHECKPOINTS as CHECKPOINTS
+from dynafit._io import MANIFEST as MANIFEST
+
 from ..config import TrainConfig, parse_seeds
 
-MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "dynafit.sweep/1"
-CHECKPOINTS = ".checkpoints"
 SUPERSEDED = ".superseded"
 EXPERIMENTS = "experiments"
 #: Test-only: path of a marker file; a worker whose block writes a checkpoint while the
