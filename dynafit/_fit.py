@@ -25,6 +25,7 @@ from threadpoolctl import ThreadpoolController
 from ._derivatives import check_method, differentiate, resolve, white_noise_derivative
 from ._model import Model, VectorField, pow2_padding, rollout, rollout_joint, vector_field
 from ._trajectory import Trajectory
+from ._weak import MIN_WEAK_TIMES, test_function_width, weak_system
 from .families._base import AbstractFamily, get_family
 
 OPTIMIZERS = ("stlsq", "sr3", "ensemble")
@@ -67,7 +68,17 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # sweep["rollout_r2"]
     "check_rollout": True,
     "rollout_slack": 0.1,
+    # "derivative" (regress estimated dx/dt), "weak" (the integral formulation,
+    # dynafit._weak) or None: "weak" where derivative "auto" finds the data noisy and
+    # every run has at least MIN_WEAK_TIMES samples, else "derivative"
+    "regression": None,
 }
+REGRESSIONS = ("derivative", "weak")
+#: the rollout R^2 band (``rollout_slack``) of the held-out sweep applies only when the
+#: best candidate's rollout tracks the data at least this well: over a window much longer
+#: than its predictability time (chaos) the true law's rollout decorrelates like any
+#: other, and R^2 ranks models by how quickly they settle, not by how right they are
+ROLLOUT_INFORMATIVE = 0.5
 
 
 def fit(
@@ -133,18 +144,37 @@ def fit(
     if optimizer == "ensemble" and (not isinstance(opts["n_models"], int) or opts["n_models"] < 2):
         raise ValueError(f"n_models must be an int >= 2, got {opts['n_models']!r}")
 
+    if opts["regression"] not in (None, *REGRESSIONS):
+        raise ValueError(
+            f"regression must be one of {list(REGRESSIONS)} or None, got {opts['regression']!r}"
+        )
+
     fam.validate(traj.x, traj.names)
     requested = derivative
     derivative = resolve(derivative, traj.x, traj.t)
+    regression = opts["regression"]
+    if regression is None:
+        noisy = requested == "auto" and derivative == "smoothed"
+        regression = "weak" if noisy and traj.n_times >= MIN_WEAK_TIMES else "derivative"
+    if regression == "weak" and traj.n_times < MIN_WEAK_TIMES:
+        raise ValueError(
+            f"regression='weak' needs at least {MIN_WEAK_TIMES} samples per run, got {traj.n_times}"
+        )
     if opts["order"] is None:
         # clean data: a fourth-order difference, whose truncation error is too small to
         # buy spurious terms (for a linear system the second-order error, h^2/6 A^3 x,
         # lies in the library's span and would densify A)
         clean = requested == "auto" and derivative == "centered" and traj.n_times >= 11
         opts["order"] = 4 if clean else 2
-    data = _Data.build(traj, fam, derivative, opts)
+    data = (
+        _Data.build_weak(traj, fam, opts)
+        if regression == "weak"
+        else _Data.build(traj, fam, derivative, opts)
+    )
 
     record = {
+        "regression": regression,
+        **(data.weak or {}),
         "derivative": derivative,
         **({"derivative_requested": requested} if requested != derivative else {}),
         "optimizer": optimizer,
@@ -200,6 +230,7 @@ def fit(
         }
     )
     check = criterion == "holdout" and bool(opts["check_rollout"])
+    informative = False
     if criterion == "holdout":
         sweep["criterion"] = sweep["heldout_error"]
         eligible = np.ones(len(sweep), dtype=bool)
@@ -217,15 +248,22 @@ def fit(
             # not); otherwise only finiteness is asked
             empty = np.array([not np.any(xi) for xi in refits])
             with_terms = finite & ~empty
-            if with_terms.any() and (
-                not (finite & empty).any() or r2[with_terms].max() > r2[finite & empty].max()
+            informative = finite.any() and r2[finite].max() >= ROLLOUT_INFORMATIVE
+            if (
+                informative
+                and with_terms.any()
+                and (not (finite & empty).any() or r2[with_terms].max() > r2[finite & empty].max())
             ):
                 eligible = finite & (r2 >= r2[finite].max() - float(opts["rollout_slack"]))
             elif finite.any():
                 eligible = finite
         idx = np.flatnonzero(eligible)
+        # the weak formulation's residuals are integrals over overlapping test functions:
+        # neither the derivative-error floor nor a likelihood applies, the held-out band
+        # alone decides (the sparsest candidate within one standard error of the best)
+        columns = ["bic"] if regression == "weak" else []
         sub, tol = select(
-            sweep.iloc[idx].reset_index(drop=True),
+            sweep.iloc[idx].drop(columns=columns).reset_index(drop=True),
             opts["tolerance"],
             opts["abs_tolerance"],
             data.floor,
@@ -239,11 +277,15 @@ def fit(
     sweep["selected"] = np.arange(len(sweep)) == pick
     thr = _plateau_middle(sweep, pick)
     xi = data.regress(data.all, thr, optimizer, opts)
-    if check and sweep["rollout_finite"].iloc[pick] and thr != grid[pick]:
+    screened = check and any(
+        np.array_equal(xi != 0, refits[j] != 0) for j in np.flatnonzero(eligible)
+    )
+    if check and sweep["rollout_finite"].iloc[pick] and thr != grid[pick] and not screened:
         # the refit at the plateau's middle must integrate as well; else the selected
         # threshold itself (whose refit does)
         finite, r2 = _rollout_quality(data.field, [xi], traj)
-        if not (finite[0] and r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3):
+        close = r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3 or not informative
+        if not (finite[0] and close):
             thr = float(grid[pick])
             xi = refits[pick]
     if not np.any(xi) and sweep["n_terms"].max() > 0:
@@ -385,12 +427,31 @@ def _grid(data: _Data, optimizer: str, opts: dict[str, Any]) -> np.ndarray:
 
 
 class _Rows:
-    """Library rows, targets and derivatives of one part (all / train / test) of the data."""
+    """Library rows, targets and derivatives of one part (all / train / test) of the data.
 
-    def __init__(self, theta: np.ndarray, g: np.ndarray, dxdt: np.ndarray, blocks: np.ndarray):
+    ``features`` (N, m, n), when given, are equation i's regression columns (the weak
+    formulation's integrals of g_i theta, :mod:`dynafit._weak`); otherwise they are
+    g_i(x) theta(x) row by row.
+    """
+
+    def __init__(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        dxdt: np.ndarray,
+        blocks: np.ndarray,
+        features: np.ndarray | None = None,
+    ):
         self.theta, self.g, self.dxdt, self.blocks = theta, g, dxdt, blocks
+        self.features = features
         self.y = dxdt / g
         self.n_rows = theta.shape[0]
+
+    def column(self, i: int) -> np.ndarray:
+        """Equation i's regression columns (N, n): g_i(x) theta(x), or its weak integrals."""
+        if self.features is not None:
+            return self.features[:, i, :]
+        return self.theta * self.g[:, [i]]
 
 
 class _Data:
@@ -402,6 +463,7 @@ class _Data:
         # support: neighbouring thresholds share most of them (every threshold starts
         # from the full support), and the final fit on all the data repeats the refits'
         self._solves: dict[tuple, dict] = {}
+        self.weak: dict[str, Any] | None = None  # the weak formulation's settings, if used
         self.floor = 0.0  # systematic derivative error, fraction of variance (selection)
         self.noise_var = 0.0  # derivative error variance (information criteria's floor)
         self.field = field
@@ -412,7 +474,7 @@ class _Data:
         # scales from all the data, so sweep and final fit share one meaning of threshold:
         # Xi_scaled[i, k] = Xi[i, k] * col_scale[i, k] / y_scale[i]
         if per_equation:  # equation i regresses dx_i/dt on g_i(x) theta(x)
-            self.col_scale = np.stack([_rms(all_.theta * all_.g[:, [i]]) for i in range(m)])
+            self.col_scale = np.stack([_rms(all_.column(i)) for i in range(m)])
             self.y_scale = _rms(all_.dxdt)
         else:  # all equations regress (dx_i/dt) / g_i(x) on theta(x)
             self.col_scale = np.broadcast_to(_rms(all_.theta), (m, self.n_lib))
@@ -444,11 +506,7 @@ class _Data:
         # decaying dynamics holds little signal); 20 blocks, every k-th one
         n_blocks = min(20, n)
         block = (np.arange(n) * n_blocks) // n
-        k_out = max(1, int(round(n_blocks * opts["holdout"])))
-        held = np.round((np.arange(k_out) + 0.5) * n_blocks / k_out).astype(int) % n_blocks
-        is_test = np.isin(block, held)
-        if is_test.all() or not is_test.any():
-            raise ValueError(f"too few points ({n} per run) for a held-out sweep; give threshold=")
+        is_test = _held_out(block, n_blocks, opts["holdout"], n)
 
         def part(idx: np.ndarray) -> _Rows:
             return _Rows(
@@ -473,6 +531,44 @@ class _Data:
                 )
             )
         )
+        return data
+
+    @classmethod
+    def build_weak(cls, traj: Trajectory, fam: AbstractFamily, opts: dict) -> _Data:
+        """The weak formulation's rows (:mod:`dynafit._weak`): one per test function, the
+        held-out blocks those whose test function is centred in them."""
+        x = np.asarray(traj.x if traj.is_batch else traj.x[None], dtype=np.float64)
+        R, T, m = x.shape
+        field = vector_field(fam, m)
+        theta, g = field.theta_np(x), field.g_np(x)
+        n_lib = field.n_terms
+        per_equation = not field.g_is_one
+        columns = (
+            (g[..., :, None] * theta[..., None, :]).reshape(R, T, -1) if per_equation else theta
+        )
+        width = test_function_width(traj.t, x)
+        F, Y, centres = weak_system(traj.t, x, columns, width, int(opts["seed"]))
+        N = F.shape[0]
+        features = F.reshape(N, m, n_lib) if per_equation else None
+        n_blocks = 20
+        block = np.minimum((centres * n_blocks).astype(int), n_blocks - 1)
+        runs = np.repeat(np.arange(R), N // R)
+        is_test = _held_out(block, n_blocks, opts["holdout"], T)
+
+        def part(idx: np.ndarray) -> _Rows:
+            return _Rows(
+                np.zeros((idx.size, n_lib)) if per_equation else F[idx],
+                np.ones((idx.size, m)),
+                Y[idx],
+                block[idx] + n_blocks * runs[idx],
+                None if features is None else features[idx],
+            )
+
+        all_ = part(np.arange(N))
+        data = cls(
+            field, all_, part(np.flatnonzero(~is_test)), part(np.flatnonzero(is_test)), per_equation
+        )
+        data.weak = {"test_function_width": width, "n_test_functions": N // R}
         return data
 
     def regress(
@@ -503,7 +599,7 @@ class _Data:
         if self.per_equation:
             problems = [
                 (
-                    rows.theta * rows.g[:, [i]] / self.col_scale[i],
+                    rows.column(i) / self.col_scale[i],
                     rows.dxdt[:, [i]] / self.y_scale[i],
                     (part, i) if part else None,
                 )
@@ -601,6 +697,8 @@ class _Data:
 
     def predict(self, xis: np.ndarray, rows: _Rows) -> np.ndarray:
         """dx/dt of every coefficient matrix in ``xis`` (K, m, n) on ``rows``: (K, rows, m)."""
+        if rows.features is not None:
+            return np.einsum("rmn,kmn->krm", rows.features, xis)
         return rows.g * (rows.theta @ xis.transpose(0, 2, 1))
 
     def heldout_error(self, xi: np.ndarray) -> tuple[float, float]:
@@ -631,6 +729,18 @@ class _Data:
         k = np.count_nonzero(xis, axis=(1, 2))
         out = [_criteria(r, resid[0].size, int(j), self.noise_var) for r, j in zip(rss, k)]
         return np.array([a for a, _ in out]), np.array([b for _, b in out])
+
+
+def _held_out(block: np.ndarray, n_blocks: int, holdout: float, n: int) -> np.ndarray:
+    """Which rows are held out: every k-th of ``n_blocks`` contiguous blocks (a fraction
+    ``holdout`` of them), spread over each run rather than only its tail, which for
+    decaying dynamics holds little signal."""
+    k_out = max(1, int(round(n_blocks * holdout)))
+    held = np.round((np.arange(k_out) + 0.5) * n_blocks / k_out).astype(int) % n_blocks
+    is_test = np.isin(block, held)
+    if is_test.all() or not is_test.any():
+        raise ValueError(f"too few points ({n} per run) for a held-out sweep; give threshold=")
+    return is_test
 
 
 def _reference(method: str, order: int) -> tuple[str, int]:
