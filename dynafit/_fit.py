@@ -23,6 +23,7 @@ import sklearn
 from threadpoolctl import ThreadpoolController
 
 from ._derivatives import check_method, differentiate, resolve, white_noise_derivative
+from ._discovery import choose_refined, is_short
 from ._model import Model, VectorField, pow2_padding, rollout, rollout_joint, vector_field
 from ._trajectory import Trajectory
 from ._weak import MIN_WEAK_TIMES, test_function_width, weak_system
@@ -78,7 +79,7 @@ REGRESSIONS = ("derivative", "weak")
 #: best candidate's rollout tracks the data at least this well: over a window much longer
 #: than its predictability time (chaos) the true law's rollout decorrelates like any
 #: other, and R^2 ranks models by how quickly they settle, not by how right they are
-ROLLOUT_INFORMATIVE = 0.5
+ROLLOUT_INFORMATIVE = 0.9
 
 
 def fit(
@@ -288,6 +289,15 @@ def fit(
         if not (finite[0] and close):
             thr = float(grid[pick])
             xi = refits[pick]
+    if check and is_short(traj):
+        # tens of samples: every support is judged by its rollout after trajectory
+        # matching (dynafit._discovery), and the refined coefficients are returned
+        pick, xi, sweep["refined_rollout_r2"] = choose_refined(
+            lambda c: Model(fam, traj.names, c, record), refits, traj
+        )
+        sweep["selected"] = np.arange(len(sweep)) == pick
+        thr = float(grid[pick])
+        record["selection"] = "refined candidates"
     if not np.any(xi) and sweep["n_terms"].max() > 0:
         with_terms = sweep["n_terms"].to_numpy() > 0
         rolls_worse = check and bool(
@@ -329,11 +339,21 @@ def _rollout_quality(
     x0 = np.tile(x[:, 0, :], (len(uniq), 1))
     n = xis.shape[0]
     pad = pow2_padding(n)
+    # a long series (thousands of samples over many oscillations) needs more steps than
+    # the default budget: a step budget of 4 per sample, in powers of two (few compiles)
+    steps = max(4096, 1 << int(np.ceil(np.log2(4 * traj.n_times))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = rollout_joint(field, xis[pad], x0[pad], traj.t)
         if out is None:  # a stiff candidate: one solve per candidate, with the stiff retry
-            out = rollout(field, xis[pad], x0[pad], traj.t, stiff_max_steps=SCREEN_STIFF_STEPS)
+            out = rollout(
+                field,
+                xis[pad],
+                x0[pad],
+                traj.t,
+                max_steps=steps,
+                stiff_max_steps=SCREEN_STIFF_STEPS,
+            )
         ys, ok = out
     ys, ok = ys[:n].reshape(len(uniq), R, *x.shape[1:]), np.asarray(ok[:n]).reshape(len(uniq), R)
     data = np.asarray(x, dtype=np.float64)
