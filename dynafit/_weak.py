@@ -78,24 +78,24 @@ def weak_system(
     reproducible."""
     R, T, _ = x.shape
     K = int(min(N_TEST_FUNCTIONS, T))
-    lib = ps.WeakPDELibrary(
-        function_library=ps.IdentityLibrary(),
-        spatiotemporal_grid=np.asarray(t, dtype=np.float64),
-        K=K,
-        p=TEST_FUNCTION_DEGREE,
-        H_xt=[float(width)],
-    )
     state = np.random.get_state()
     np.random.seed(seed)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            lib = ps.WeakPDELibrary(
+                function_library=ps.IdentityLibrary(),
+                spatiotemporal_grid=np.asarray(t, dtype=np.float64),
+                K=K,
+                p=TEST_FUNCTION_DEGREE,
+                H_xt=[float(width)],
+            )
             lib.fit([_axes(features[0])])
+            F = [
+                np.asarray(f, dtype=np.float64) for f in lib.transform([_axes(f) for f in features])
+            ]
+            Y = [np.asarray(lib.convert_u_dot_integral(_axes(xr)), dtype=np.float64) for xr in x]
     finally:
         np.random.set_state(state)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        F = [np.asarray(f, dtype=np.float64) for f in lib.transform([_axes(f) for f in features])]
-        Y = [np.asarray(lib.convert_u_dot_integral(_axes(xr)), dtype=np.float64) for xr in x]
     centres = np.array([np.mean(idx[0]) for idx in lib.inds_k]) / max(T - 1, 1)
     return np.concatenate(F), np.concatenate(Y), np.tile(centres, R)
