@@ -23,6 +23,7 @@ smoothed finite differences.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -61,6 +62,8 @@ def test_function_width(t: np.ndarray, x: np.ndarray) -> float:
         cum = np.cumsum(spectrum) / spectrum.sum()
         f_half = freq[1:][min(int(np.searchsorted(cum, 0.5)), freq.size - 2)]
         samples = WIDTH_PERIODS / (f_half * dt)
+    # on a grid of quarter octaves, so that runs of a batch share cached weights
+    samples = 2.0 ** (np.round(4.0 * np.log2(max(samples, 1.0))) / 4.0)
     return float(np.clip(samples, 11.0, T / 8.0) * dt)
 
 
@@ -68,34 +71,54 @@ def _axes(a: np.ndarray) -> AxesArray:
     return AxesArray(np.ascontiguousarray(a), {"ax_time": 0, "ax_coord": 1})
 
 
-def weak_system(
-    t: np.ndarray, x: np.ndarray, features: np.ndarray, width: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weak rows of every run: (F (R*K, p), Y (R*K, m), centres (R*K,) as fractions of
-    each run's time span) for data ``x`` (R, T, m) and library columns ``features``
-    (R, T, p) evaluated on it. pysindy draws the subdomain centres from numpy's global
-    generator: seeded with ``seed`` here (and its state restored), so a fit is
-    reproducible."""
-    R, T, _ = x.shape
+def weak_operators(t: np.ndarray, width: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """pysindy's weak-form weights on ``t`` as two (K, T) matrices: ``W0 @ f`` is
+    ``WeakPDELibrary.transform`` of columns f (the integrals of phi_k f) and ``W1 @ x``
+    its ``convert_u_dot_integral`` (-int phi_k' x). Cached per grid, width and seed:
+    pysindy sets the weights up in a Python loop over test functions (about a second),
+    after which every library and run on the same grid is one matrix product."""
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    return _weak_operators(t.tobytes(), float(width), int(seed))
+
+
+@functools.lru_cache(maxsize=16)
+def _weak_operators(t_bytes: bytes, width: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    t = np.frombuffer(t_bytes, dtype=np.float64)
+    T = t.size
     K = int(min(N_TEST_FUNCTIONS, T))
     state = np.random.get_state()
-    np.random.seed(seed)
+    np.random.seed(seed)  # pysindy draws the subdomain centres from the global generator
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lib = ps.WeakPDELibrary(
                 function_library=ps.IdentityLibrary(),
-                spatiotemporal_grid=np.asarray(t, dtype=np.float64),
+                spatiotemporal_grid=t,
                 K=K,
                 p=TEST_FUNCTION_DEGREE,
-                H_xt=[float(width)],
+                H_xt=[width],
             )
-            lib.fit([_axes(features[0])])
-            F = [
-                np.asarray(f, dtype=np.float64) for f in lib.transform([_axes(f) for f in features])
-            ]
-            Y = [np.asarray(lib.convert_u_dot_integral(_axes(xr)), dtype=np.float64) for xr in x]
     finally:
         np.random.set_state(state)
-    centres = np.array([np.mean(idx[0]) for idx in lib.inds_k]) / max(T - 1, 1)
-    return np.concatenate(F), np.concatenate(Y), np.tile(centres, R)
+    w0, w1 = np.zeros((K, T)), np.zeros((K, T))
+    for k, idx in enumerate(lib.inds_k):
+        w0[k, np.asarray(idx[0])] = np.asarray(lib.fullweights0[k])
+        w1[k, np.asarray(idx[0])] = -np.asarray(lib.fulltweights[k])
+    w0.setflags(write=False)
+    w1.setflags(write=False)
+    return w0, w1
+
+
+def weak_system(
+    t: np.ndarray, x: np.ndarray, features: np.ndarray, width: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weak rows of every run: (F (R*K, p), Y (R*K, m), centres (R*K,) as fractions of
+    each run's time span) for data ``x`` (R, T, m) and library columns ``features``
+    (R, T, p) evaluated on it (:func:`weak_operators`)."""
+    R, T, _ = x.shape
+    w0, w1 = weak_operators(t, width, seed)
+    F = (w0 @ features).reshape(-1, features.shape[-1])
+    Y = (w1 @ x).reshape(-1, x.shape[-1])
+    support = w0 != 0
+    centres = (support * np.arange(T)).sum(axis=1) / np.maximum(support.sum(axis=1), 1)
+    return F, Y, np.tile(centres / max(T - 1, 1), R)
