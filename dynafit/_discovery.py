@@ -1,5 +1,14 @@
-"""Model choice on short, coarse data: candidates judged after trajectory matching.
+"""Model choice beyond derivative matching: which formulation on noisy data, and on
+short, coarse data the candidates judged after trajectory matching.
 
+Noisy data (:func:`choose_formulation`): the weak formulation (:mod:`dynafit._weak`)
+finds the true support of chaotic flows far more often than smoothed derivatives, but
+on data whose right family is not in the library (circle-like magnitudes fitted by a
+linear model) its candidates can all roll out badly where the derivative sweep's roll
+out well. The derivative model is kept when its rollout tracks the data; otherwise the
+weak model is fitted and returned.
+
+Short data:
 On tens of samples (yearly census counts, a few checkpoints of a run) a derivative
 estimate is too coarse for the derivative-matched coefficients of even the right
 support to roll out well: on the Hudson's Bay lynx and hare pelts (21 yearly points)
@@ -14,10 +23,20 @@ candidate with terms rolls out closer to the data than holding still.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 from ._trajectory import Trajectory
+
+#: a rollout "tracks the data" at this R^2 or above. Below it, over a window much longer
+#: than its predictability time (chaos), the true law's rollout decorrelates like any
+#: other and R^2 ranks models by how quickly they settle, not by how right they are: the
+#: held-out sweep's rollout band (``rollout_slack``) applies only above it
+ROLLOUT_INFORMATIVE = 0.9
+#: a rollout below this R^2 has left the data: an uncorrelated trajectory on the data's
+#: own attractor has R^2 about -1 (mean squared error twice the variance)
+ROLLOUT_OFF_DATA = -1.0
 
 #: runs with fewer samples than this have their candidates refined before the choice
 SHORT_TIMES = 100
@@ -84,3 +103,39 @@ def choose_refined(
     pick = ok[np.lexsort((-scores[ok], counts[ok]))[0]]
     j = int(tried[pick])
     return j, refined[j], r2
+
+
+def _selected_r2(model) -> float:
+    """The rollout R^2 of the sweep point behind ``model`` (-inf when not screened)."""
+    sweep = model.sweep
+    if sweep is None or "rollout_r2" not in sweep or not sweep["selected"].any():
+        return -np.inf
+    return float(sweep.loc[sweep["selected"], "rollout_r2"].iloc[0])
+
+
+def choose_formulation(fit_with: Callable[[str], object]):
+    """The derivative model (``fit_with("derivative")``) when its rollout tracks the data
+    (R^2 at least ``ROLLOUT_INFORMATIVE``): the trajectory itself then vouches for it.
+    Otherwise (chaos, or a derivative estimate too noisy for a model that rolls out) the
+    weak model, whose support is the more reliable when no rollout can vouch, unless its
+    rollout leaves the data (R^2 below ``ROLLOUT_OFF_DATA``) and the derivative model's
+    stays closer. Both rollout R^2 are recorded as ``options["formulation_rollout_r2"]``;
+    the warnings of the model returned are re-issued, the other's dropped."""
+    with warnings.catch_warnings(record=True) as caught_strong:
+        warnings.simplefilter("always")
+        strong = fit_with("derivative")
+    r2 = {"derivative": _selected_r2(strong)}
+    chosen, caught = strong, caught_strong
+    if r2["derivative"] < ROLLOUT_INFORMATIVE:
+        with warnings.catch_warnings(record=True) as caught_weak:
+            warnings.simplefilter("always")
+            weak = fit_with("weak")
+        r2["weak"] = _selected_r2(weak)
+        if not (r2["weak"] < ROLLOUT_OFF_DATA and r2["derivative"] > r2["weak"]):
+            chosen, caught = weak, caught_weak
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    chosen.options["formulation_rollout_r2"] = {
+        k: (float(v) if np.isfinite(v) else None) for k, v in r2.items()
+    }
+    return chosen

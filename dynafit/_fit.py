@@ -23,7 +23,7 @@ import sklearn
 from threadpoolctl import ThreadpoolController
 
 from ._derivatives import check_method, differentiate, resolve, white_noise_derivative
-from ._discovery import choose_refined, is_short
+from ._discovery import ROLLOUT_INFORMATIVE, choose_formulation, choose_refined, is_short
 from ._model import Model, VectorField, pow2_padding, rollout, rollout_joint, vector_field
 from ._trajectory import Trajectory
 from ._weak import MIN_WEAK_TIMES, test_function_width, weak_system
@@ -75,11 +75,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "regression": None,
 }
 REGRESSIONS = ("derivative", "weak")
-#: the rollout R^2 band (``rollout_slack``) of the held-out sweep applies only when the
-#: best candidate's rollout tracks the data at least this well: over a window much longer
-#: than its predictability time (chaos) the true law's rollout decorrelates like any
-#: other, and R^2 ranks models by how quickly they settle, not by how right they are
-ROLLOUT_INFORMATIVE = 0.9
 
 
 def fit(
@@ -157,6 +152,20 @@ def fit(
     if regression is None:
         noisy = requested == "auto" and derivative == "smoothed"
         regression = "weak" if noisy and traj.n_times >= MIN_WEAK_TIMES else "derivative"
+        if regression == "weak" and threshold is None and n_terms is None:
+            if criterion == "holdout" and opts["check_rollout"]:
+                # noisy data: the derivative formulation when its model's rollout tracks
+                # the data, else the weak one (dynafit._discovery.choose_formulation)
+                return choose_formulation(
+                    lambda reg: fit(
+                        traj,
+                        family,
+                        derivative=requested,
+                        optimizer=optimizer,
+                        criterion=criterion,
+                        **{**options, "regression": reg},
+                    )
+                )
     if regression == "weak" and traj.n_times < MIN_WEAK_TIMES:
         raise ValueError(
             f"regression='weak' needs at least {MIN_WEAK_TIMES} samples per run, got {traj.n_times}"
