@@ -35,8 +35,9 @@ from ._trajectory import Trajectory
 #: held-out sweep's rollout band (``rollout_slack``) applies only above it
 ROLLOUT_INFORMATIVE = 0.9
 #: a rollout below this R^2 has left the data: an uncorrelated trajectory on the data's
-#: own attractor has R^2 about -1 (mean squared error twice the variance)
-ROLLOUT_OFF_DATA = -1.0
+#: own attractor has R^2 about -1 (mean squared error twice the variance), give or take
+#: its fluctuations; -10 is a mean squared error eleven times the variance
+ROLLOUT_OFF_DATA = -10.0
 
 #: runs with fewer samples than this have their candidates refined before the choice
 SHORT_TIMES = 100
@@ -113,26 +114,35 @@ def _selected_r2(model) -> float:
     return float(sweep.loc[sweep["selected"], "rollout_r2"].iloc[0])
 
 
-def choose_formulation(fit_with: Callable[[str], object]):
-    """The derivative model (``fit_with("derivative")``) when its rollout tracks the data
-    (R^2 at least ``ROLLOUT_INFORMATIVE``): the trajectory itself then vouches for it.
-    Otherwise (chaos, or a derivative estimate too noisy for a model that rolls out) the
-    weak model, whose support is the more reliable when no rollout can vouch, unless its
-    rollout leaves the data (R^2 below ``ROLLOUT_OFF_DATA``) and the derivative model's
-    stays closer. Both rollout R^2 are recorded as ``options["formulation_rollout_r2"]``;
-    the warnings of the model returned are re-issued, the other's dropped."""
+def choose_formulation(fit_with: Callable[..., object], rollout_r2):
+    """Which formulation on noisy data: ``fit_with(regression, **options)`` fits one,
+    ``rollout_r2(model)`` scores a model's rollout over the data.
+
+    The weak model, whose support is the more reliable (rollouts cannot vouch for a
+    support over a chaotic window, and a dense derivative model can track the data as
+    closely as the true law), unless its rollout leaves the data (R^2 below
+    ``ROLLOUT_OFF_DATA``, or diverged) where the derivative model's stays closer: data
+    whose right family is not in the library. The derivative model is fitted first;
+    when its rollout tracks the data (R^2 at least ``ROLLOUT_INFORMATIVE``), the weak
+    model is fitted without the per-candidate rollout screen and its choice rolled out
+    once (the screen's cost where the derivative model already tracks the data). Both
+    rollout R^2 are recorded as ``options["formulation_rollout_r2"]``; the warnings of
+    the model returned are re-issued, the other's dropped."""
     with warnings.catch_warnings(record=True) as caught_strong:
         warnings.simplefilter("always")
         strong = fit_with("derivative")
     r2 = {"derivative": _selected_r2(strong)}
     chosen, caught = strong, caught_strong
-    if r2["derivative"] < ROLLOUT_INFORMATIVE:
-        with warnings.catch_warnings(record=True) as caught_weak:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught_weak:
+        warnings.simplefilter("always")
+        if r2["derivative"] >= ROLLOUT_INFORMATIVE:
+            weak = fit_with("weak", check_rollout=False)
+            r2["weak"] = float(rollout_r2(weak))
+        else:
             weak = fit_with("weak")
-        r2["weak"] = _selected_r2(weak)
-        if not (r2["weak"] < ROLLOUT_OFF_DATA and r2["derivative"] > r2["weak"]):
-            chosen, caught = weak, caught_weak
+            r2["weak"] = _selected_r2(weak)
+    if not (r2["weak"] < ROLLOUT_OFF_DATA and r2["derivative"] > r2["weak"]):
+        chosen, caught = weak, caught_weak
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     chosen.options["formulation_rollout_r2"] = {

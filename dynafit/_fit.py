@@ -7,6 +7,9 @@ or ensemble optimiser) -> coefficients scaled back. With no ``threshold`` given,
 sweep over thresholds is fitted on the first part of every run and scored on the rest
 (held-out derivative error); the sparsest model whose error is not meaningfully worse
 than the best is chosen (see :func:`select`), and the sweep is kept on ``model.sweep``.
+On noisy data the weak formulation (:mod:`dynafit._weak`) can replace the derivative
+rows, and on short data the candidates are judged after trajectory matching
+(:mod:`dynafit._discovery`).
 """
 
 from __future__ import annotations
@@ -103,9 +106,20 @@ def fit(
       non-zero coefficients (fitted on all data).
     - ``**options``: see ``DEFAULT_OPTIONS`` (order, window, holdout, n_thresholds,
       thresholds, tolerance, abs_tolerance, alpha, max_iter, nu, n_models, seed,
-      weighting, check_rollout, rollout_slack). With the held-out sweep, only candidates
-      whose rollout over the window stays finite and within ``rollout_slack`` (R^2) of
-      the best candidate's are eligible (``check_rollout=False`` turns this off).
+      weighting, check_rollout, rollout_slack, regression). With the held-out sweep, only
+      candidates whose rollout over the window stays finite are eligible, and, when the
+      best of them tracks the data (rollout R^2 >= 0.9), only those within
+      ``rollout_slack`` (R^2) of it (``check_rollout=False`` turns this off).
+    - ``regression``: "derivative" (regress the derivative estimate) or "weak" (the
+      integral formulation, :mod:`dynafit._weak`: no derivative is estimated). None
+      (default): on data that derivative "auto" finds noisy (and >= 100 samples per run)
+      the derivative model when its rollout tracks the data, else the weak one
+      (:func:`dynafit._discovery.choose_formulation`); "derivative" otherwise. Recorded as
+      ``model.options["regression"]``.
+    - Short data (< 100 samples per run): every support on the threshold path is refined
+      by trajectory matching (:func:`dynafit.refine`) before the choice, the sparsest
+      whose refined rollout is within 0.05 R^2 of the best wins, and the refined
+      coefficients are returned (``options["selection"] == "refined candidates"``).
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
@@ -157,14 +171,15 @@ def fit(
                 # noisy data: the derivative formulation when its model's rollout tracks
                 # the data, else the weak one (dynafit._discovery.choose_formulation)
                 return choose_formulation(
-                    lambda reg: fit(
+                    lambda reg, **extra: fit(
                         traj,
                         family,
                         derivative=requested,
                         optimizer=optimizer,
                         criterion=criterion,
-                        **{**options, "regression": reg},
-                    )
+                        **{**options, **extra, "regression": reg},
+                    ),
+                    lambda model: _rollout_quality(model.field, [model.coefficients], traj)[1][0],
                 )
     if regression == "weak" and traj.n_times < MIN_WEAK_TIMES:
         raise ValueError(
