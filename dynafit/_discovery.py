@@ -1,7 +1,7 @@
 """Model choice beyond derivative matching: which formulation on noisy data, and on
 short, coarse data the candidates judged after trajectory matching.
 
-Noisy data (:func:`choose_formulation`): the weak formulation (:mod:`dynafit._weak`)
+Noisy data (:func:`choose_formulation`): the weak formulation (:mod:`dynafit._regression._weak`)
 finds the true support of chaotic flows far more often than smoothed derivatives, but
 on data whose right family is not in the library (circle-like magnitudes fitted by a
 linear model) its candidates can all roll out badly where the derivative sweep's roll
@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._postfit._refine import refine
 from ._trajectory import Trajectory
 
 #: a rollout "tracks the data" at this R^2 or above. Below it, over a window much longer
@@ -71,8 +72,6 @@ def choose_refined(
     if len(groups) > MAX_CANDIDATES:
         keep = np.unique(np.linspace(0, len(groups) - 1, MAX_CANDIDATES).round().astype(int))
         groups = [groups[k] for k in keep]
-    from ._refine import refine
-
     r2 = np.full(len(fits), np.nan)
     refined: dict[int, np.ndarray] = {}
     for group in groups:

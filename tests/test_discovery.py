@@ -10,7 +10,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import dynafit
-from dynafit._compare import rank
+from dynafit._board import rank
 
 # Hudson's Bay Company pelts (thousands), 1900-1920 (Odum 1953, after MacLulich 1937)
 YEARS = np.arange(1900, 1921, dtype=float)
