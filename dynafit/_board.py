@@ -3,9 +3,11 @@ and its ranking rule.
 
 Ranking rule (DESIGN.md, settled): best first by BIC; rows within ``tolerance`` (10) of the
 best BIC are equally good, and among them the smaller library wins (linear =
-lotka_volterra = m + 1 columns < polynomial), then fewer terms. Diverged rows rank after
-every finite one; a family that cannot apply to the data is a row with status
-``"not applicable: <why>"``, ranked last.
+lotka_volterra = m + 1 columns < polynomial), then fewer terms. A model with no terms
+(dx/dt = 0) whose rollout is further from the data than some model with terms ranks
+after every other finite row: it neither wins nor sets the band of the tie rule.
+Diverged rows rank after every finite one; a family that cannot apply to the data is a
+row with status ``"not applicable: <why>"``, ranked last.
 """
 
 from __future__ import annotations
@@ -117,8 +119,10 @@ def rank(board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
 
     For ``by`` in {"aic", "bic"}, rows within ``tolerance`` (default 10) of the best value
     are equally good and ordered by library size, then number of terms, then ``by``. Other
-    criteria are sorted alone (R^2 and skill descending, the rest ascending). Diverged rows
-    come after every finite one, rows whose status is not "ok" after those.
+    criteria are sorted alone (R^2 and skill descending, the rest ascending). A 0-term
+    row whose rollout R^2 is below that of a row with terms comes after every other
+    finite row. Diverged rows come after every finite one, rows whose status is not "ok"
+    after those.
     """
     if board.empty:
         out = board.copy()
@@ -137,11 +141,14 @@ def rank(board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
     ok = df["status"].eq("ok")
     diverged = df["diverged"].fillna(False).astype(bool)
     finite = ok & ~diverged & np.isfinite(value)
-    # tier 0: equally good; 1: other finite; 2: ok but diverged or non-finite; 3: not ok
-    tier = np.where(~ok, 3, np.where(~finite, 2, 1))
-    if finite.any():
-        best = value[finite].min()
-        tier = np.where(finite & (value <= best + tolerance), 0, tier)
+    empty = _explains_nothing(df, ok & ~diverged)
+    # tier 0: equally good; 1: other finite; 1.5: finite but a 0-term model that rolls out
+    # further from the data than a model with terms; 2: ok but diverged or non-finite;
+    # 3: not ok
+    tier = np.where(~ok, 3.0, np.where(~finite, 2.0, np.where(empty, 1.5, 1.0)))
+    if (finite & ~empty).any():
+        best = value[finite & ~empty].min()
+        tier = np.where(finite & ~empty & (value <= best + tolerance), 0.0, tier)
     n_library = pd.to_numeric(df["n_library"], errors="coerce").fillna(np.inf)
     n_terms = pd.to_numeric(df["n_terms"], errors="coerce").fillna(np.inf)
     in_tie = (tier == 0) & (tolerance > 0)
@@ -158,6 +165,21 @@ def rank(board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
     out = df.loc[order].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
+
+
+def _explains_nothing(df: pd.DataFrame, usable: pd.Series) -> np.ndarray:
+    """Rows with no terms (dx/dt = 0) whose rollout R^2 is below that of some usable row
+    with terms: a model that explains nothing never wins over one that rolls out closer
+    to the data, whatever the criterion or the family tie rule say."""
+    if "rollout_r2" not in df or "n_terms" not in df:
+        return np.zeros(len(df), dtype=bool)
+    r2 = pd.to_numeric(df["rollout_r2"], errors="coerce").astype(float).to_numpy()
+    terms = pd.to_numeric(df["n_terms"], errors="coerce").to_numpy()
+    usable = np.asarray(usable, dtype=bool) & np.isfinite(r2)
+    with_terms = usable & (terms > 0)
+    if not with_terms.any():
+        return np.zeros(len(df), dtype=bool)
+    return (terms == 0) & (np.nan_to_num(r2, nan=-np.inf) < r2[with_terms].max())
 
 
 def _columns(board: pd.DataFrame) -> pd.DataFrame:

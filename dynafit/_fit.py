@@ -7,6 +7,9 @@ or ensemble optimiser) -> coefficients scaled back. With no ``threshold`` given,
 sweep over thresholds is fitted on the first part of every run and scored on the rest
 (held-out derivative error); the sparsest model whose error is not meaningfully worse
 than the best is chosen (see :func:`select`), and the sweep is kept on ``model.sweep``.
+On noisy data the weak formulation (:mod:`dynafit._regression._weak`) can replace the
+derivative rows, and on short data the candidates are judged after trajectory matching
+(:mod:`dynafit._discovery`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ._derivatives import check_method, resolve
+from ._discovery import ROLLOUT_INFORMATIVE, choose_formulation, choose_refined, is_short
 from ._field import VectorField, vector_field
 from ._integrate import pow2_padding, rollout, rollout_joint
 from ._model import Model
 from ._regression import _Data, plateau_middle, select, threshold_grid
+from ._regression._weak import MIN_WEAK_TIMES
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, get_family
 
@@ -66,7 +71,12 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     # sweep["rollout_r2"]
     "check_rollout": True,
     "rollout_slack": 0.1,
+    # "derivative" (regress estimated dx/dt), "weak" (the integral formulation,
+    # dynafit._regression._weak) or None: "weak" where derivative "auto" finds the data noisy and
+    # every run has at least MIN_WEAK_TIMES samples, else "derivative"
+    "regression": None,
 }
+REGRESSIONS = ("derivative", "weak")
 
 
 def fit(
@@ -95,9 +105,20 @@ def fit(
       non-zero coefficients (fitted on all data).
     - ``**options``: see ``DEFAULT_OPTIONS`` (order, window, holdout, n_thresholds,
       thresholds, tolerance, abs_tolerance, alpha, max_iter, nu, n_models, seed,
-      weighting, check_rollout, rollout_slack). With the held-out sweep, only candidates
-      whose rollout over the window stays finite and within ``rollout_slack`` (R^2) of
-      the best candidate's are eligible (``check_rollout=False`` turns this off).
+      weighting, check_rollout, rollout_slack, regression). With the held-out sweep, only
+      candidates whose rollout over the window stays finite are eligible, and, when the
+      best of them tracks the data (rollout R^2 >= 0.9), only those within
+      ``rollout_slack`` (R^2) of it (``check_rollout=False`` turns this off).
+    - ``regression``: "derivative" (regress the derivative estimate) or "weak" (the
+      integral formulation, :mod:`dynafit._regression._weak`: no derivative is estimated). None
+      (default): on data that derivative "auto" finds noisy (and >= 100 samples per run)
+      the derivative model when its rollout tracks the data, else the weak one
+      (:func:`dynafit._discovery.choose_formulation`); "derivative" otherwise. Recorded as
+      ``model.options["regression"]``.
+    - Short data (< 100 samples per run): every support on the threshold path is refined
+      by trajectory matching (:func:`dynafit.refine`) before the choice, the sparsest
+      whose refined rollout is within 0.05 R^2 of the best wins, and the refined
+      coefficients are returned (``options["selection"] == "refined candidates"``).
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
@@ -141,18 +162,52 @@ def fit(
     if optimizer == "ensemble" and (not isinstance(opts["n_models"], int) or opts["n_models"] < 2):
         raise ValueError(f"n_models must be an int >= 2, got {opts['n_models']!r}")
 
+    if opts["regression"] not in (None, *REGRESSIONS):
+        raise ValueError(
+            f"regression must be one of {list(REGRESSIONS)} or None, got {opts['regression']!r}"
+        )
+
     fam.validate(traj.x, traj.names)
     requested = derivative
     derivative = resolve(derivative, traj.x, traj.t)
+    regression = opts["regression"]
+    if regression is None:
+        noisy = requested == "auto" and derivative == "smoothed"
+        regression = "weak" if noisy and traj.n_times >= MIN_WEAK_TIMES else "derivative"
+        if regression == "weak" and threshold is None and n_terms is None:
+            if criterion == "holdout" and opts["check_rollout"]:
+                # noisy data: the derivative formulation when its model's rollout tracks
+                # the data, else the weak one (dynafit._discovery.choose_formulation)
+                return choose_formulation(
+                    lambda reg, **extra: fit(
+                        traj,
+                        family,
+                        derivative=requested,
+                        optimizer=optimizer,
+                        criterion=criterion,
+                        **{**options, **extra, "regression": reg},
+                    ),
+                    lambda model: _rollout_quality(model.field, [model.coefficients], traj)[1][0],
+                )
+    if regression == "weak" and traj.n_times < MIN_WEAK_TIMES:
+        raise ValueError(
+            f"regression='weak' needs at least {MIN_WEAK_TIMES} samples per run, got {traj.n_times}"
+        )
     if opts["order"] is None:
         # clean data: a fourth-order difference, whose truncation error is too small to
         # buy spurious terms (for a linear system the second-order error, h^2/6 A^3 x,
         # lies in the library's span and would densify A)
         clean = requested == "auto" and derivative == "centered" and traj.n_times >= 11
         opts["order"] = 4 if clean else 2
-    data = _Data.build(traj, fam, derivative, opts)
+    data = (
+        _Data.build_weak(traj, fam, opts)
+        if regression == "weak"
+        else _Data.build(traj, fam, derivative, opts)
+    )
 
     record = {
+        "regression": regression,
+        **(data.weak or {}),
         "derivative": derivative,
         **({"derivative_requested": requested} if requested != derivative else {}),
         "optimizer": optimizer,
@@ -208,6 +263,7 @@ def fit(
         }
     )
     check = criterion == "holdout" and bool(opts["check_rollout"])
+    informative = False
     if criterion == "holdout":
         sweep["criterion"] = sweep["heldout_error"]
         eligible = np.ones(len(sweep), dtype=bool)
@@ -225,15 +281,22 @@ def fit(
             # not); otherwise only finiteness is asked
             empty = np.array([not np.any(xi) for xi in refits])
             with_terms = finite & ~empty
-            if with_terms.any() and (
-                not (finite & empty).any() or r2[with_terms].max() > r2[finite & empty].max()
+            informative = finite.any() and r2[finite].max() >= ROLLOUT_INFORMATIVE
+            if (
+                informative
+                and with_terms.any()
+                and (not (finite & empty).any() or r2[with_terms].max() > r2[finite & empty].max())
             ):
                 eligible = finite & (r2 >= r2[finite].max() - float(opts["rollout_slack"]))
             elif finite.any():
                 eligible = finite
         idx = np.flatnonzero(eligible)
+        # the weak formulation's residuals are integrals over overlapping test functions:
+        # neither the derivative-error floor nor a likelihood applies, the held-out band
+        # alone decides (the sparsest candidate within one standard error of the best)
+        columns = ["bic"] if regression == "weak" else []
         sub, tol = select(
-            sweep.iloc[idx].reset_index(drop=True),
+            sweep.iloc[idx].drop(columns=columns).reset_index(drop=True),
             opts["tolerance"],
             opts["abs_tolerance"],
             data.floor,
@@ -247,13 +310,26 @@ def fit(
     sweep["selected"] = np.arange(len(sweep)) == pick
     thr = plateau_middle(sweep, pick)
     xi = data.regress(data.all, thr, optimizer, opts)
-    if check and sweep["rollout_finite"].iloc[pick] and thr != grid[pick]:
+    screened = check and any(
+        np.array_equal(xi != 0, refits[j] != 0) for j in np.flatnonzero(eligible)
+    )
+    if check and sweep["rollout_finite"].iloc[pick] and thr != grid[pick] and not screened:
         # the refit at the plateau's middle must integrate as well; else the selected
         # threshold itself (whose refit does)
         finite, r2 = _rollout_quality(data.field, [xi], traj)
-        if not (finite[0] and r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3):
+        close = r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3 or not informative
+        if not (finite[0] and close):
             thr = float(grid[pick])
             xi = refits[pick]
+    if check and is_short(traj):
+        # tens of samples: every support is judged by its rollout after trajectory
+        # matching (dynafit._discovery), and the refined coefficients are returned
+        pick, xi, sweep["refined_rollout_r2"] = choose_refined(
+            lambda c: Model(fam, traj.names, c, record), refits, traj
+        )
+        sweep["selected"] = np.arange(len(sweep)) == pick
+        thr = float(grid[pick])
+        record["selection"] = "refined candidates"
     if not np.any(xi) and sweep["n_terms"].max() > 0:
         with_terms = sweep["n_terms"].to_numpy() > 0
         rolls_worse = check and bool(
@@ -295,9 +371,19 @@ def _rollout_quality(
     x0 = np.tile(x[:, 0, :], (len(uniq), 1))
     n = xis.shape[0]
     pad = pow2_padding(n)
+    # a long series (thousands of samples over many oscillations) needs more steps than
+    # the default budget: a step budget of 4 per sample, in powers of two (few compiles)
+    steps = max(4096, 1 << int(np.ceil(np.log2(4 * traj.n_times))))
     out = rollout_joint(field, xis[pad], x0[pad], traj.t)
     if out is None:  # a stiff candidate: one solve per candidate, with the stiff retry
-        out = rollout(field, xis[pad], x0[pad], traj.t, stiff_max_steps=SCREEN_STIFF_STEPS)
+        out = rollout(
+            field,
+            xis[pad],
+            x0[pad],
+            traj.t,
+            max_steps=steps,
+            stiff_max_steps=SCREEN_STIFF_STEPS,
+        )
     ys, ok = out
     ys, ok = ys[:n].reshape(len(uniq), R, *x.shape[1:]), np.asarray(ok[:n]).reshape(len(uniq), R)
     data = np.asarray(x, dtype=np.float64)

@@ -18,15 +18,35 @@ from ..families._base import AbstractFamily
 from ._criteria import _criteria
 from ._pysindy import pysindy_fit
 from ._stlsq import ONE_THREAD_SIZE, stlsq_path, threadpools
+from ._weak import test_function_width, weak_system
 
 
 class _Rows:
-    """Library rows, targets and derivatives of one part (all / train / test) of the data."""
+    """Library rows, targets and derivatives of one part (all / train / test) of the data.
 
-    def __init__(self, theta: np.ndarray, g: np.ndarray, dxdt: np.ndarray, blocks: np.ndarray):
+    ``features`` (N, m, n), when given, are equation i's regression columns (the weak
+    formulation's integrals of g_i theta, :mod:`dynafit._regression._weak`); otherwise
+    they are g_i(x) theta(x) row by row.
+    """
+
+    def __init__(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        dxdt: np.ndarray,
+        blocks: np.ndarray,
+        features: np.ndarray | None = None,
+    ):
         self.theta, self.g, self.dxdt, self.blocks = theta, g, dxdt, blocks
+        self.features = features
         self.y = dxdt / g
         self.n_rows = theta.shape[0]
+
+    def column(self, i: int) -> np.ndarray:
+        """Equation i's regression columns (N, n): g_i(x) theta(x), or its weak integrals."""
+        if self.features is not None:
+            return self.features[:, i, :]
+        return self.theta * self.g[:, [i]]
 
 
 class _Data:
@@ -38,6 +58,7 @@ class _Data:
         # support: neighbouring thresholds share most of them (every threshold starts
         # from the full support), and the final fit on all the data repeats the refits'
         self._solves: dict[tuple, dict] = {}
+        self.weak: dict | None = None  # the weak formulation's settings, if used
         self.floor = 0.0  # systematic derivative error, fraction of variance (selection)
         self.noise_var = 0.0  # derivative error variance (information criteria's floor)
         self.field = field
@@ -48,7 +69,7 @@ class _Data:
         # scales from all the data, so sweep and final fit share one meaning of threshold:
         # Xi_scaled[i, k] = Xi[i, k] * col_scale[i, k] / y_scale[i]
         if per_equation:  # equation i regresses dx_i/dt on g_i(x) theta(x)
-            self.col_scale = np.stack([_rms(all_.theta * all_.g[:, [i]]) for i in range(m)])
+            self.col_scale = np.stack([_rms(all_.column(i)) for i in range(m)])
             self.y_scale = _rms(all_.dxdt)
         else:  # all equations regress (dx_i/dt) / g_i(x) on theta(x)
             self.col_scale = np.broadcast_to(_rms(all_.theta), (m, self.n_lib))
@@ -80,11 +101,7 @@ class _Data:
         # decaying dynamics holds little signal); 20 blocks, every k-th one
         n_blocks = min(20, n)
         block = (np.arange(n) * n_blocks) // n
-        k_out = max(1, int(round(n_blocks * opts["holdout"])))
-        held = np.round((np.arange(k_out) + 0.5) * n_blocks / k_out).astype(int) % n_blocks
-        is_test = np.isin(block, held)
-        if is_test.all() or not is_test.any():
-            raise ValueError(f"too few points ({n} per run) for a held-out sweep; give threshold=")
+        is_test = _held_out(block, n_blocks, opts["holdout"], n)
 
         def part(idx: np.ndarray) -> _Rows:
             return _Rows(
@@ -109,6 +126,47 @@ class _Data:
                 )
             )
         )
+        return data
+
+    @classmethod
+    def build_weak(cls, traj: Trajectory, fam: AbstractFamily, opts: dict) -> _Data:
+        """The weak formulation's rows (:mod:`dynafit._regression._weak`): one per test
+        function, the held-out blocks those whose test function is centred in them."""
+        x = np.asarray(traj.x if traj.is_batch else traj.x[None], dtype=np.float64)
+        R, T, m = x.shape
+        field = vector_field(fam, m)
+        theta, g = field.theta_np(x), field.g_np(x)
+        n_lib = field.n_terms
+        per_equation = not field.g_is_one
+        columns = (
+            (g[..., :, None] * theta[..., None, :]).reshape(R, T, -1) if per_equation else theta
+        )
+        width = test_function_width(traj.t, x)
+        F, Y, centres = weak_system(traj.t, x, columns, width, int(opts["seed"]))
+        N = F.shape[0]
+        features = F.reshape(N, m, n_lib) if per_equation else None
+        n_blocks = 20
+        block = np.minimum((centres * n_blocks).astype(int), n_blocks - 1)
+        runs = np.repeat(np.arange(R), N // R)
+        is_test = _held_out(block, n_blocks, opts["holdout"], T)
+
+        def part(idx: np.ndarray) -> _Rows:
+            return _Rows(
+                np.zeros((idx.size, n_lib)) if per_equation else F[idx],
+                np.ones((idx.size, m)),
+                Y[idx],
+                block[idx] + n_blocks * runs[idx],
+                None if features is None else features[idx],
+            )
+
+        data = cls(
+            field,
+            part(np.arange(N)),
+            part(np.flatnonzero(~is_test)),
+            part(np.flatnonzero(is_test)),
+            per_equation,
+        )
+        data.weak = {"test_function_width": width, "n_test_functions": N // R}
         return data
 
     def regress(
@@ -139,7 +197,7 @@ class _Data:
         if self.per_equation:
             problems = [
                 (
-                    rows.theta * rows.g[:, [i]] / self.col_scale[i],
+                    rows.column(i) / self.col_scale[i],
                     rows.dxdt[:, [i]] / self.y_scale[i],
                     (part, i) if part else None,
                 )
@@ -200,6 +258,8 @@ class _Data:
 
     def predict(self, xis: np.ndarray, rows: _Rows) -> np.ndarray:
         """dx/dt of every coefficient matrix in ``xis`` (K, m, n) on ``rows``: (K, rows, m)."""
+        if rows.features is not None:
+            return np.einsum("rmn,kmn->krm", rows.features, xis)
         return rows.g * (rows.theta @ xis.transpose(0, 2, 1))
 
     def heldout_error(self, xi: np.ndarray) -> tuple[float, float]:
@@ -230,6 +290,18 @@ class _Data:
         k = np.count_nonzero(xis, axis=(1, 2))
         out = [_criteria(r, resid[0].size, int(j), self.noise_var) for r, j in zip(rss, k)]
         return np.array([a for a, _ in out]), np.array([b for _, b in out])
+
+
+def _held_out(block: np.ndarray, n_blocks: int, holdout: float, n: int) -> np.ndarray:
+    """Which rows are held out: every k-th of ``n_blocks`` contiguous blocks (a fraction
+    ``holdout`` of them), spread over each run rather than only its tail, which for
+    decaying dynamics holds little signal."""
+    k_out = max(1, int(round(n_blocks * holdout)))
+    held = np.round((np.arange(k_out) + 0.5) * n_blocks / k_out).astype(int) % n_blocks
+    is_test = np.isin(block, held)
+    if is_test.all() or not is_test.any():
+        raise ValueError(f"too few points ({n} per run) for a held-out sweep; give threshold=")
+    return is_test
 
 
 def _rms(a: np.ndarray) -> np.ndarray:

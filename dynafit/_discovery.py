@@ -1,0 +1,150 @@
+"""Model choice beyond derivative matching: which formulation on noisy data, and on
+short, coarse data the candidates judged after trajectory matching.
+
+Noisy data (:func:`choose_formulation`): the weak formulation (:mod:`dynafit._regression._weak`)
+finds the true support of chaotic flows far more often than smoothed derivatives, but
+on data whose right family is not in the library (circle-like magnitudes fitted by a
+linear model) its candidates can all roll out badly where the derivative sweep's roll
+out well. The derivative model is kept when its rollout tracks the data; otherwise the
+weak model is fitted and returned.
+
+Short data:
+On tens of samples (yearly census counts, a few checkpoints of a run) a derivative
+estimate is too coarse for the derivative-matched coefficients of even the right
+support to roll out well: on the Hudson's Bay lynx and hare pelts (21 yearly points)
+the Lotka-Volterra candidate rolls out at R^2 about -1.9 and the held-out sweep keeps
+dx/dt = 0. Each support on the threshold path is therefore refined first
+(:func:`dynafit.refine`, trajectory matching on that support), and the supports are
+compared by the rollout of their refined coefficients: the sparsest whose refined
+rollout R^2 is within ``TRAJECTORY_SLACK`` of the best wins, and dx/dt = 0 only when no
+candidate with terms rolls out closer to the data than holding still.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from ._postfit._refine import refine
+from ._trajectory import Trajectory
+
+#: a rollout "tracks the data" at this R^2 or above. Below it, over a window much longer
+#: than its predictability time (chaos), the true law's rollout decorrelates like any
+#: other and R^2 ranks models by how quickly they settle, not by how right they are: the
+#: held-out sweep's rollout band (``rollout_slack``) applies only above it
+ROLLOUT_INFORMATIVE = 0.9
+#: a rollout below this R^2 has left the data: an uncorrelated trajectory on the data's
+#: own attractor has R^2 about -1 (mean squared error twice the variance), give or take
+#: its fluctuations; -10 is a mean squared error eleven times the variance
+ROLLOUT_OFF_DATA = -10.0
+
+#: runs with fewer samples than this have their candidates refined before the choice
+SHORT_TIMES = 100
+#: optimiser budget of each candidate's trajectory matching (refine's steps and lr)
+REFINE_STEPS = 600
+REFINE_LR = 0.05
+#: refined rollout R^2 within this of the best counts as equally good (fewest terms wins)
+TRAJECTORY_SLACK = 0.05
+#: at most this many distinct supports are refined (spread over the path)
+MAX_CANDIDATES = 8
+
+
+def is_short(traj: Trajectory) -> bool:
+    return traj.n_times < SHORT_TIMES
+
+
+def choose_refined(
+    model_of, fits: list[np.ndarray], traj: Trajectory
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Refine every distinct support of ``fits`` (coefficient matrices, one per sweep
+    point) on ``traj`` and choose among them.
+
+    ``model_of(xi)`` builds the Model of a coefficient matrix. Returns ``(pick, xi, r2)``:
+    the chosen sweep index, its refined coefficients, and every sweep point's refined
+    rollout R^2 (NaN where its support was not refined; -inf where it diverged).
+    """
+    keys: dict[bytes, list[int]] = {}
+    for j, xi in enumerate(fits):
+        keys.setdefault(np.packbits(xi != 0).tobytes(), []).append(j)
+    groups = list(keys.values())
+    if len(groups) > MAX_CANDIDATES:
+        keep = np.unique(np.linspace(0, len(groups) - 1, MAX_CANDIDATES).round().astype(int))
+        groups = [groups[k] for k in keep]
+    r2 = np.full(len(fits), np.nan)
+    refined: dict[int, np.ndarray] = {}
+    for group in groups:
+        j = group[0]
+        model = model_of(fits[j])
+        if not np.any(fits[j]):
+            score = model.score(traj)
+            value, xi = float(np.mean(score["rollout_r2"])), fits[j]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = refine(model, traj, steps=REFINE_STEPS, lr=REFINE_LR)
+            info = out.options["refine"]
+            value = info["rollout_r2"] if info["rollout_r2"] is not None else -np.inf
+            xi = np.asarray(out.coefficients)
+        for k in group:
+            r2[k] = value
+        refined[j] = xi
+    tried = np.array(sorted(refined))
+    counts = np.array([np.count_nonzero(fits[j]) for j in tried])
+    scores = r2[tried]
+    with_terms = counts > 0
+    if with_terms.any() and (~with_terms).any():
+        # dx/dt = 0 only when nothing with terms rolls out closer to the data
+        if np.nanmax(scores[with_terms]) > np.nanmax(scores[~with_terms]):
+            scores = np.where(with_terms, scores, -np.inf)
+    best = np.max(scores)
+    ok = np.flatnonzero(scores >= best - TRAJECTORY_SLACK)
+    pick = ok[np.lexsort((-scores[ok], counts[ok]))[0]]
+    j = int(tried[pick])
+    return j, refined[j], r2
+
+
+def _selected_r2(model) -> float:
+    """The rollout R^2 of the sweep point behind ``model`` (-inf when not screened)."""
+    sweep = model.sweep
+    if sweep is None or "rollout_r2" not in sweep or not sweep["selected"].any():
+        return -np.inf
+    return float(sweep.loc[sweep["selected"], "rollout_r2"].iloc[0])
+
+
+def choose_formulation(fit_with: Callable[..., object], rollout_r2):
+    """Which formulation on noisy data: ``fit_with(regression, **options)`` fits one,
+    ``rollout_r2(model)`` scores a model's rollout over the data.
+
+    The weak model, whose support is the more reliable (rollouts cannot vouch for a
+    support over a chaotic window, and a dense derivative model can track the data as
+    closely as the true law), unless its rollout leaves the data (R^2 below
+    ``ROLLOUT_OFF_DATA``, or diverged) where the derivative model's stays closer: data
+    whose right family is not in the library. The derivative model is fitted first;
+    when its rollout tracks the data (R^2 at least ``ROLLOUT_INFORMATIVE``), the weak
+    model is fitted without the per-candidate rollout screen and its choice rolled out
+    once (the screen's cost where the derivative model already tracks the data). Both
+    rollout R^2 are recorded as ``options["formulation_rollout_r2"]``; the warnings of
+    the model returned are re-issued, the other's dropped."""
+    with warnings.catch_warnings(record=True) as caught_strong:
+        warnings.simplefilter("always")
+        strong = fit_with("derivative")
+    r2 = {"derivative": _selected_r2(strong)}
+    chosen, caught = strong, caught_strong
+    with warnings.catch_warnings(record=True) as caught_weak:
+        warnings.simplefilter("always")
+        if r2["derivative"] >= ROLLOUT_INFORMATIVE:
+            weak = fit_with("weak", check_rollout=False)
+            r2["weak"] = float(rollout_r2(weak))
+        else:
+            weak = fit_with("weak")
+            r2["weak"] = _selected_r2(weak)
+    if not (r2["weak"] < ROLLOUT_OFF_DATA and r2["derivative"] > r2["weak"]):
+        chosen, caught = weak, caught_weak
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    chosen.options["formulation_rollout_r2"] = {
+        k: (float(v) if np.isfinite(v) else None) for k, v in r2.items()
+    }
+    return chosen
