@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dynafit._io import ensure_writable_dir
 
-from .config import DTYPES, TrainConfig, parse_seeds
+from .config import DTYPES, MATMUL_PRECISIONS, TrainConfig, parse_seeds
 
 OUTPUT = "train.npz"
 MANIFEST = "manifest.json"
@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--wd", type=float, default=d.wd, help="AdamW weight decay (%(default)s)")
     ap.add_argument("--frac", type=float, default=d.frac, help="train fraction (%(default)s)")
     ap.add_argument("--dtype", default=d.dtype, help=f"one of {DTYPES} (%(default)s)")
+    ap.add_argument(
+        "--matmul-precision",
+        default=d.matmul_precision,
+        choices=MATMUL_PRECISIONS,
+        help="JAX's default matmul precision; 'default' or 'tensorfloat32' is TF32 on recent "
+        "NVIDIA GPUs, 'highest' full float32 (default %(default)s; a CPU is full float32 always)",
+    )
     ap.add_argument("--seeds", default="0", help="'0-7', '0,3,5' or '4' (default %(default)s)")
     ap.add_argument("--embed-seed", type=int, default=None, help="fix the embedding init")
     ap.add_argument("--mlp-seed", type=int, default=None, help="fix the MLP init")
@@ -95,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wd=args.wd,
             frac=args.frac,
             dtype=args.dtype,
+            matmul_precision=args.matmul_precision,
             embed_seed=args.embed_seed,
             mlp_seed=args.mlp_seed,
             split_seed=args.split_seed,
@@ -193,7 +201,8 @@ def _run(config: TrainConfig, seeds: list[int], out: Path, *, quiet: bool) -> in
     n_steps = len(seeds) * config.steps
     print(
         f"training {len(seeds)} seed(s) x {config.steps} steps, p={config.p} dim={config.dim} "
-        f"{config.dtype} on {jax.devices()[0].platform} -> {out / OUTPUT}",
+        f"{config.dtype} (matmul precision {config.matmul_precision}) on "
+        f"{jax.devices()[0].platform} -> {out / OUTPUT}",
         flush=True,
     )
     start = time.perf_counter()
