@@ -169,7 +169,9 @@ def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embe
             ckpt.load_history(hist, start)
 
     every = config.snapshot_every
-    block = every if every and config.chunk % every == 0 else None  # snapshots in-scan
+    # snapshots in-scan, except with snapshot_params (the whole net, between chunks)
+    in_scan = every and config.chunk % every == 0 and not config.snapshot_params
+    block = every if in_scan else None
     bar = _progress(progress, steps, start, len(seeds))
 
     def pull(pending) -> None:  # chunk results to host; the bar counts finished steps
