@@ -368,6 +368,8 @@ def r2_by_dim(r2: pd.DataFrame) -> pd.DataFrame:
     stats.columns = [f"{c}_{s}" for c, s in stats.columns]
     if "dynafit_diverged" in r2:
         stats["dynafit_diverged_runs"] = r2.groupby("dim")["dynafit_diverged"].sum().astype(int)
+    if "dynafit_n_terms" in r2:
+        stats["dynafit_n_terms_mean"] = r2.groupby("dim")["dynafit_n_terms"].mean()
     stats["runs"] = r2.groupby("dim").size()
     return stats.reset_index()
 
@@ -507,7 +509,7 @@ def plot_r2_vs_dim(r2: pd.DataFrame) -> Figure:
     labels = {
         "lasso_r2": "Lasso $\\alpha$=0.01 (paper's method)",
         "lstsq_r2": "least squares",
-        "dynafit_onestep_r2": "dynafit linear (sparse), one-step",
+        "dynafit_onestep_r2": "dynafit linear (SINDy, held-out threshold), one-step",
     }
     fig = _figure(5.5, 3.6)
     ax = fig.add_subplot()
