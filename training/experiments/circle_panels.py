@@ -91,7 +91,11 @@ class CirclePanels(AbstractExperiment):
                     a.scatter(xy[:, 0], xy[:, 1], c=ids, cmap="viridis", s=10)
                     for j in ids:
                         a.text(xy[j, 0], xy[j, 1], str(j), fontsize=5)
-                a.set_title(f"{what} plane, k = {k}, $\\Delta$ = {delta(k, p)}", fontsize=8)
+                if what == "FFT":
+                    title = f"FFT plane, k = {k}, $\\Delta$ = {delta(k, p)}"
+                else:  # the reference sets PCA pair i beside survivor i
+                    title = f"PCA pair {i + 1} (beside k = {k})"
+                a.set_title(title, fontsize=8)
                 style(a)
         fig.tight_layout()
         headline = {
