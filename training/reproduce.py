@@ -14,7 +14,7 @@ functions notebook 03 calls), and writes into DIR:
 The paper's other experiments (:mod:`training.experiments`: controlled fittest,
 perturbation curve, two-circle construction, ablation, collaboration, circle panels,
 frozen embedding, survivors against dim, p and weight decay) run from
-``training/specs/paper_<scale>.toml`` into ``DIR/<name>/`` (one table, one figure, one
+``training/specs/paper/<scale>.toml`` into ``DIR/<name>/`` (one table, one figure, one
 JSON each; their trainings in ``DIR/_runs/``). ``--only NAME,...`` picks experiments;
 ``claims`` is the report above.
 
@@ -536,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         metavar="NAME,...",
         help="run only these: 'claims' (the report) and/or experiments of "
-        "training/specs/paper_<scale>.toml (fittest_controlled, perturbation, construction, "
+        "training/specs/paper/<scale>.toml (fittest_controlled, perturbation, construction, "
         "ablation, collaboration, circle_panels, frozen_embedding, survivors_dim, "
         "survivors_p, survivors_wd)",
     )

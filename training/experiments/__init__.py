@@ -2,7 +2,7 @@
 
 Each regenerates one figure of arXiv 2405.17420 with the reference code's definitions
 (github.com/carlguo866/circle-survival) and writes one table and one figure; the specs
-``training/specs/paper_<scale>.toml`` size them (smoke: seconds on a CPU; small: minutes;
+``training/specs/paper/<scale>.toml`` size them (smoke: seconds on a CPU; small: minutes;
 full: one GPU).
 """
 
@@ -51,12 +51,12 @@ EXPERIMENTS: dict[str, AbstractExperiment] = {
     )
 }
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "specs" / "paper"
 
 
 def spec_path(scale: str) -> Path:
-    """``training/specs/paper_<scale>.toml``."""
-    return SPECS / f"paper_{scale}.toml"
+    """``training/specs/paper/<scale>.toml``."""
+    return SPECS / f"{scale}.toml"
 
 
 def run(
