@@ -14,7 +14,8 @@ DIR/<variant>/ (resumable; a finished run is read, not retrained):
 
 All variants start from the same float32 initialisation. The table has one row per
 seed and variant: the survivors by the paper's rule, the final accuracy, and the
-largest training loss after first reaching 100 % train accuracy (the loss spike).
+largest training loss after first reaching 100 % train accuracy (the loss spike) and,
+where that loss exceeds 1, the survivors 100 steps before it.
 """
 
 from __future__ import annotations
@@ -79,16 +80,22 @@ def table(out: Path, variants: list[str]) -> pd.DataFrame:
         if not path.is_file():
             continue
         traj = dynafit.load(path)
-        for run in traj.meta["runs"]:
+        for r, run in enumerate(traj.meta["runs"]):
             spike = run.get("loss_spike") or {}
+            before = ""
+            if (spike.get("max_loss_after") or 0.0) > 1.0:  # survivors 100 steps before it
+                t = max(int(spike["step"]) - 100, 0)
+                x, s0 = traj.x[r, t], traj.aux["s0"][r, t]
+                alive = np.flatnonzero(x > dynafit.survival_threshold(x, s0)) + 1
+                before = " ".join(map(str, alive))
             rows.append(
                 {
                     "seed": run["seed"],
                     "variant": variant,
                     "dtype": run["config"]["dtype"],
-                    # runs made before the option existed ran at JAX's default; on a
-                    # CPU that is full float32
-                    "matmul_precision": run.get("matmul_precision", "default (CPU: float32)"),
+                    # a run made before the option existed ran at JAX's default (on a
+                    # CPU: the dtype's full precision, no TF32)
+                    "matmul_precision": run.get("matmul_precision", "default (before the option)"),
                     "device": run.get("device", ""),
                     "steps": run["config"]["steps"],
                     "survivors": " ".join(s[1:] for s in run["survivors"]),
@@ -96,6 +103,7 @@ def table(out: Path, variants: list[str]) -> pd.DataFrame:
                     "final_test_acc": run["final_test_acc"],
                     "max_train_loss_after_100pct": spike.get("max_loss_after"),
                     "at_step": spike.get("step"),
+                    "survivors_100_steps_before_spike": before,
                 }
             )
     df = pd.DataFrame(rows)
