@@ -31,7 +31,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests collected"; rc=0; fi; exit $$rc
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dynafit training tests benchmarks
+	$(VENV)/bin/ruff check dynafit training tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) .jax_cache demo_out

@@ -26,6 +26,8 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import jax
+
 __all__ = [
     "AbstractExecutor",
     "LocalExecutor",
@@ -155,8 +157,6 @@ def _init_worker(env: Mapping[str, str]) -> None:
     if "JAX_ENABLE_X64" in env:
         # jax reads JAX_ENABLE_X64 when imported, which unpickling this initializer has
         # already done (``import dynafit``); nothing has been traced yet, so set it now.
-        import jax
-
         jax.config.update("jax_enable_x64", _truthy(env["JAX_ENABLE_X64"]))
 
 
@@ -172,8 +172,6 @@ def _usable_cpus() -> int:
 
 
 def _jax_accelerator() -> str:
-    import jax
-
     backend = jax.default_backend()
     return "gpu" if backend in ("gpu", "cuda", "rocm") else backend
 
@@ -261,8 +259,6 @@ def _temporary_env(env: Mapping[str, str] | None) -> Iterator[None]:
     if not env:
         yield
         return
-    import jax
-
     saved = {k: os.environ.get(k) for k in env}
     x64 = jax.config.jax_enable_x64
     os.environ.update(env)

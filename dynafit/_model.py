@@ -3,29 +3,30 @@
     dx_i/dt = g_i(x) * sum_k Xi[i, k] * theta_k(x)
 
 Everything a Model prints, integrates and scores is generated from ``family.terms`` and
-``coefficients`` (Xi, shape ``(m, n_terms)``): the JAX vector field is theta(x),
-lambdified once per family and variable count from the same sympy terms, times Xi passed
-as an array, so models of one family share one compiled function and vmap over Xi.
+``coefficients`` (Xi, shape ``(m, n_terms)``): its vector field is ``_field``'s (theta(x)
+lambdified once per family and variable count), its rollouts ``_integrate``'s, its scores
+``_score``'s, its equilibria ``_equilibria``'s; saved as plain JSON.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import diffrax as dfx
-import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import sympy
 from jaxtyping import Array, Float
 
+from ._equilibria import fixed_points
+from ._field import VectorField, canonical_symbols, vector_field
+from ._integrate import rollout
+from ._intervals import equations_with_intervals, uncertainty
 from ._io import load_json, save_json, to_jsonable
+from ._score import score
 from .families._base import (
     AbstractFamily,
     MonomialFamily,
@@ -36,255 +37,7 @@ from .families._base import (
 )
 
 MODEL_SCHEMA = "dynafit.model/1"
-SOLVERS = ("tsit5", "kvaerno5")
 _T = sympy.Symbol("t")
-
-
-def canonical_symbols(m: int) -> tuple[sympy.Symbol, ...]:
-    """Positional symbols z0..z{m-1}: what the compiled functions are keyed on."""
-    return tuple(sympy.Symbol(f"z{i}") for i in range(m))
-
-
-# ----------------------------------------------------------------- vector field
-class VectorField:
-    """theta(x) and g(x) lambdified once from a family's sympy terms, for m variables.
-
-    ``field(x, Xi) = g(x) * (Xi @ theta(x))`` for ``x`` of shape ``(..., m)`` and ``Xi`` of
-    shape ``(m, n_terms)`` (or ``(R, m, n_terms)`` against ``x`` of shape ``(R, T, m)``). Get instances through :func:`vector_field` (cached).
-    """
-
-    def __init__(self, terms: tuple[sympy.Expr, ...], prefactors: tuple[sympy.Expr, ...], m: int):
-        z = canonical_symbols(m)
-        self.m = m
-        self.n_terms = len(terms)
-        self.terms = terms
-        self.prefactors = prefactors
-        self.g_is_one = all(p == 1 for p in prefactors)
-        self._theta_jax = sympy.lambdify(z, list(terms), modules="jax")
-        self._g_jax = sympy.lambdify(z, list(prefactors), modules="jax")
-        self._theta_np = sympy.lambdify(z, list(terms), modules="numpy")
-        self._g_np = sympy.lambdify(z, list(prefactors), modules="numpy")
-        self._solvers: dict[tuple, Any] = {}
-
-    @staticmethod
-    def _stack(cols: Sequence[Any], x: Any, xp: Any) -> Any:
-        shape = x.shape[:-1]
-        return xp.stack([xp.broadcast_to(xp.asarray(c, dtype=x.dtype), shape) for c in cols], -1)
-
-    def theta(self, x: Float[Array, "... m"]) -> Float[Array, "... n_terms"]:  # noqa: F722
-        return self._stack(self._theta_jax(*[x[..., i] for i in range(self.m)]), x, jnp)
-
-    def g(self, x: Float[Array, "... m"]) -> Float[Array, "... m"]:  # noqa: F722
-        if self.g_is_one:
-            return jnp.ones_like(x)
-        return self._stack(self._g_jax(*[x[..., i] for i in range(self.m)]), x, jnp)
-
-    def __call__(self, x: Float[Array, "... m"], xi: Float[Array, "m n_terms"]) -> Array:  # noqa: F722
-        out = self.theta(x) @ jnp.swapaxes(xi, -1, -2)
-        return out if self.g_is_one else self.g(x) * out
-
-    def theta_np(self, x: np.ndarray) -> np.ndarray:
-        """theta(x) in numpy float64 (for regression)."""
-        x = np.asarray(x, dtype=np.float64)
-        return self._stack(self._theta_np(*[x[..., i] for i in range(self.m)]), x, np)
-
-    def g_np(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self.g_is_one:
-            return np.ones_like(x)
-        return self._stack(self._g_np(*[x[..., i] for i in range(self.m)]), x, np)
-
-    def solver(self, solver: str, rtol: float, atol: float, max_steps: int, blowup: float):
-        """A jitted ``(Xi[B], x0[B], ts) -> (ys[B, T, m], ok[B], out_of_steps[B])``; solver
-        ``"joint"`` is :func:`rollout_joint`'s stacked Tsit5 solve, whose last output is
-        one flag: the solve finished."""
-        key = (solver, float(rtol), float(atol), int(max_steps), float(blowup))
-        if key not in self._solvers:
-            if solver == "joint":
-                self._solvers[key] = _make_joint_solver(self, *key[1:])
-            else:
-                self._solvers[key] = _make_solver(self, *key)
-        return self._solvers[key]
-
-
-@functools.lru_cache(maxsize=128)
-def _vector_field_cached(terms, prefactors, m) -> VectorField:
-    return VectorField(terms, prefactors, m)
-
-
-def vector_field(family: AbstractFamily, m: int) -> VectorField:
-    """The compiled vector field of ``family`` for ``m`` variables (one per library)."""
-    z = canonical_symbols(m)
-    terms = tuple(sympy.sympify(e) for e in family.terms(z))
-    prefactors = tuple(sympy.sympify(e) for e in family.prefactors(z))
-    if len(prefactors) != m:
-        raise ValueError(
-            f"family {family.name!r} gives {len(prefactors)} prefactors for {m} variables"
-        )
-    if not terms:
-        raise ValueError(f"family {family.name!r} has an empty library")
-    return _vector_field_cached(terms, prefactors, m)
-
-
-def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup):
-    if solver == "tsit5":
-        method = dfx.Tsit5()
-    elif solver == "kvaerno5":
-        method = dfx.Kvaerno5()
-    else:
-        raise ValueError(f"unknown solver {solver!r}; choose one of {list(SOLVERS)}")
-    term = dfx.ODETerm(lambda t, y, xi: field(y, xi))
-    controller = dfx.PIDController(rtol=rtol, atol=atol)
-
-    def one(xi, x0, ts):
-        bound = blowup * (1.0 + jnp.max(jnp.abs(x0)))
-        event = dfx.Event(lambda t, y, args, **kw: ~(jnp.max(jnp.abs(y)) < bound))
-        sol = dfx.diffeqsolve(
-            term,
-            method,
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=None,
-            y0=x0,
-            args=xi,
-            saveat=dfx.SaveAt(ts=ts),
-            stepsize_controller=controller,
-            max_steps=max_steps,
-            throw=False,
-            event=event,
-        )
-        ys = jnp.where(jnp.isfinite(sol.ys), sol.ys, jnp.inf)
-        ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
-        return ys, ok, sol.result == dfx.RESULTS.max_steps_reached
-
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
-
-
-def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
-    """One adaptive Tsit5 integration of B models as one system of B x m states (see
-    :func:`rollout_joint`)."""
-
-    def vector(t, y, args):
-        xi, bound = args
-        alive = jnp.all(jnp.abs(y) < bound[:, None], axis=-1)  # False past the bound, or NaN
-        return jnp.where(alive[:, None], field(y[:, None], xi)[:, 0], 0.0)
-
-    def run(xi, x0, ts):
-        bound = blowup * (1.0 + jnp.max(jnp.abs(x0), axis=-1))
-        sol = dfx.diffeqsolve(
-            dfx.ODETerm(vector),
-            dfx.Tsit5(),
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=None,
-            y0=x0,
-            args=(xi, bound),
-            saveat=dfx.SaveAt(ts=ts),
-            stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, norm=_max_member_rms),
-            max_steps=max_steps,
-            throw=False,
-        )
-        ys = jnp.swapaxes(sol.ys, 0, 1)  # (B, T, m)
-        ok = jnp.all(jnp.isfinite(ys) & (jnp.abs(ys) < bound[:, None, None]), axis=(1, 2))
-        ys = jnp.where(jnp.isfinite(ys), ys, jnp.inf)
-        return ys, ok, sol.result == dfx.RESULTS.successful
-
-    return jax.jit(run)
-
-
-def _max_member_rms(err: Array) -> Array:
-    """The step-size controller's error norm for B stacked models: the largest of their
-    own RMS norms, so that every model meets the tolerance on its own."""
-    return jnp.max(jnp.sqrt(jnp.mean(err**2, axis=-1)))
-
-
-def rollout_joint(
-    field: VectorField,
-    xi: np.ndarray,
-    x0: np.ndarray,
-    t: np.ndarray,
-    *,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    max_steps: int = 1024,
-    blowup: float = 1e6,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Integrate B models ``xi`` (B, m, n) from ``x0`` (B, m) as ONE adaptive Tsit5 solve of
-    the stacked B x m system, every model held to the tolerance on its own (the error
-    norm is the largest per-model RMS); a model whose state leaves
-    ``blowup * (1 + max|x0|)`` is frozen there and reported diverged.
-
-    :func:`rollout` vmaps one solve per model, which on a CPU makes every step select
-    over every model's whole output buffer; one stacked solve of models that share a
-    time scale (a threshold sweep's candidates) is several times cheaper. The models
-    share their step sizes, so results agree with :func:`rollout`'s to the tolerance,
-    not bit for bit. Returns ``(ys (B, T, m), ok (B,))``, or None when the solve ran out
-    of its ``max_steps`` (a stiff model slows them all: use :func:`rollout`).
-    """
-    dtype = jnp.zeros(()).dtype
-    solve = field.solver("joint", *_tolerances(rtol, atol, dtype), max_steps, blowup)
-    ys, ok, done = solve(
-        jnp.asarray(xi, dtype=dtype), jnp.asarray(x0, dtype=dtype), jnp.asarray(t, dtype=dtype)
-    )
-    if not bool(done):
-        return None
-    return np.array(ys), np.array(ok)
-
-
-def _tolerances(rtol: float, atol: float, dtype, stiff: bool = False) -> tuple[float, float]:
-    """(rtol, atol) as the solvers use them: in single precision, tolerances near float32's
-    resolution make the step-size controller thrash (and Kvaerno5's Newton iterations
-    fail), so they are floored."""
-    if dtype == jnp.float64:
-        return rtol, atol
-    return max(rtol, 1e-5), (max(atol, 1e-6) if stiff else atol)
-
-
-def pow2_padding(n: int) -> np.ndarray:
-    """Indices that pad a batch of ``n`` to the next power of two by cycling through it:
-    every batch of up to 2^k items then reuses one compiled, vmapped solver."""
-    return np.arange(1 << max(0, int(np.ceil(np.log2(n))))) % n
-
-
-def rollout(
-    field: VectorField,
-    xi: np.ndarray,
-    x0: np.ndarray,
-    t: np.ndarray,
-    *,
-    solver: str = "tsit5",
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    max_steps: int = 4096,
-    blowup: float = 1e6,
-    stiff_max_steps: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate B models at once: ``xi`` (B, m, n), ``x0`` (B, m), ``t`` (T,).
-
-    Returns ``(ys, ok)``: numpy ``(B, T, m)`` (rows after a failure are inf) and ``(B,)``
-    bool. Rollouts stopped by the explicit solver's step limit are retried with the stiff
-    solver once (with ``stiff_max_steps`` steps, default ``max_steps``); a state beyond
-    ``blowup * (1 + max|x0|)`` stops the rollout as diverged.
-    """
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; choose one of {list(SOLVERS)}")
-    dtype = jnp.zeros(()).dtype  # float32, or float64 when jax_enable_x64 is on
-    ts = jnp.asarray(t, dtype=dtype)
-    xi_j = jnp.asarray(xi, dtype=dtype)
-    x0_j = jnp.asarray(x0, dtype=dtype)
-    stiff_tol = _tolerances(rtol, atol, dtype, stiff=True)
-    tol = stiff_tol if solver == "kvaerno5" else _tolerances(rtol, atol, dtype)
-    ys, ok, maxed = field.solver(solver, *tol, max_steps, blowup)(xi_j, x0_j, ts)
-    ys, ok, maxed = np.array(ys), np.array(ok), np.array(maxed)
-    if solver == "tsit5" and maxed.any():
-        idx = np.flatnonzero(maxed)
-        pad = idx[pow2_padding(idx.size)]  # one compiled stiff solver per 2^k, not per size
-        stiff_steps = max_steps if stiff_max_steps is None else int(stiff_max_steps)
-        ys2, ok2, _ = field.solver("kvaerno5", *stiff_tol, stiff_steps, blowup)(
-            xi_j[pad], x0_j[pad], ts
-        )
-        ys[idx], ok[idx] = np.array(ys2)[: idx.size], np.array(ok2)[: idx.size]
-    return ys, ok
 
 
 # ------------------------------------------------------------------------ Model
@@ -375,8 +128,6 @@ class Model:
     def uncertainty(self) -> dict[str, Any] | None:
         """Per-coefficient ensemble summary (arrays shaped like Xi: mean, median, std,
         lower, upper, inclusion) from ``dynafit.fit_ensemble``, or None."""
-        from ._uncertainty import uncertainty
-
         return uncertainty(self)
 
     @property
@@ -400,8 +151,6 @@ class Model:
                     "this model has no coefficient intervals; fit it with "
                     "dynafit.fit_ensemble(traj, family, n_models=N) to get them"
                 )
-            from ._uncertainty import equations_with_intervals
-
             return equations_with_intervals(self, 3 if digits is None else digits)
         terms, prefs, out = self.terms, self.prefactors, []
         for i, s in enumerate(self.symbols):
@@ -477,8 +226,6 @@ class Model:
 
     def score(self, traj: Any, *, horizon: float | None = None, forecast: Any = None, **kw: Any):
         """Scores of this model on ``traj``; see :func:`dynafit._score.score`."""
-        from ._score import score
-
         return score(self, traj, horizon=horizon, forecast=forecast, **kw)
 
     def fixed_points(self, **kw: Any) -> list[dict[str, Any]]:
@@ -580,8 +327,6 @@ class Model:
             family = MonomialFamily(name, term_exp, pref_exp)
         sweep = None
         if "sweep" in data:
-            import pandas as pd
-
             try:
                 sweep = pd.DataFrame(data["sweep"])
             except (TypeError, ValueError) as err:
@@ -606,100 +351,3 @@ def _check_times(t: Any) -> np.ndarray:
     if np.any(np.diff(t) <= 0):
         raise ValueError("t must be strictly increasing")
     return t
-
-
-# ------------------------------------------------------------------ equilibria
-def fixed_points(
-    model: Model,
-    *,
-    max_subsets: int = 4096,
-    starts: Any = None,
-    n_starts: int = 64,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Equilibria of ``model`` with the Jacobian's eigenvalues there and stability.
-
-    - affine right-hand side (linear family): solve A x + b = 0 (none if A is singular);
-    - Lotka-Volterra form x_i (r_i + sum_j a_ij x_j): every feasible equilibrium, interior
-      and boundary (each subset of surviving variables, up to ``max_subsets`` subsets);
-    - anything else: Newton's method from ``starts`` (``(K, m)``, or random points in
-      [-1, 1]^m), deduplicated, marked ``"method": "newton"``.
-
-    Each entry: ``x`` (numpy (m,)), ``eigenvalues`` (complex (m,)), ``stable`` (all real
-    parts < 0), ``feasible`` (all x >= 0), ``method``. Sorted stable first.
-    """
-    m = model.n_vars
-    z = canonical_symbols(m)
-    terms = list(model.family.terms(z))
-    prefs = list(model.family.prefactors(z))
-    affine = all(sympy.Poly(e, *z).total_degree() <= 1 for e in terms)
-    xi = model.coefficients
-    if affine:
-        # theta(x) = c + L x  ->  Xi theta = b + A x
-        lin = np.array([[float(sympy.Poly(e, *z).coeff_monomial(s)) for s in z] for e in terms])
-        const = np.array([float(sympy.Poly(e, *z).coeff_monomial(1)) for e in terms])
-        A, b = xi @ lin, xi @ const
-    points: list[tuple[np.ndarray, str]] = []
-    if affine and all(p == 1 for p in prefs):
-        try:
-            points.append((np.linalg.solve(A, -b), "linear"))
-        except np.linalg.LinAlgError:
-            pass
-    elif affine and all(p == s for p, s in zip(prefs, z)):
-        subsets = itertools.chain.from_iterable(
-            itertools.combinations(range(m), k) for k in range(m + 1)
-        )
-        for S in itertools.islice(subsets, max_subsets):
-            x = np.zeros(m)
-            if S:
-                idx = list(S)
-                try:
-                    x[idx] = np.linalg.solve(A[np.ix_(idx, idx)], -b[idx])
-                except np.linalg.LinAlgError:
-                    continue
-            points.append((x, "lotka_volterra"))
-    else:
-        points = _newton_points(model, starts, n_starts, seed)
-    out = []
-    for x, method in points:
-        if not np.all(np.isfinite(x)):
-            continue
-        jac = np.asarray(jax.jacfwd(lambda y: model.rhs(0.0, y))(jnp.asarray(x)), dtype=np.float64)
-        eig = np.linalg.eigvals(jac)
-        out.append(
-            {
-                "x": x,
-                "eigenvalues": eig,
-                "stable": bool(np.all(eig.real < 0)),
-                "feasible": bool(np.all(x >= -1e-12)),
-                "method": method,
-            }
-        )
-    out.sort(key=lambda d: (not d["stable"], not d["feasible"]))
-    return out
-
-
-def _newton_points(model: Model, starts: Any, n_starts: int, seed: int) -> list:
-    m = model.n_vars
-    if starts is None:
-        starts = np.random.default_rng(seed).uniform(-1.0, 1.0, (n_starts, m))
-    starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
-    f = jax.jit(jax.vmap(lambda y: model.rhs(0.0, y)))
-    jac = jax.jit(jax.vmap(jax.jacfwd(lambda y: model.rhs(0.0, y))))
-    x = jnp.asarray(starts)
-    for _ in range(50):
-        step = jnp.linalg.solve(jac(x), f(x)[..., None])[..., 0]
-        x = x - step
-    x = np.asarray(x)
-    res = np.abs(np.asarray(f(jnp.asarray(x)))).max(axis=-1)
-    found: list = []
-    for p, r in zip(x, res):
-        if (
-            np.isfinite(r)
-            and r < 1e-6 * (1 + np.abs(p).max())
-            and not any(
-                np.allclose(p, q, atol=1e-6 * (1 + math.fabs(np.abs(q).max()))) for q, _ in found
-            )
-        ):
-            found.append((p, "newton"))
-    return found

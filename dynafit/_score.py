@@ -12,7 +12,7 @@ Keys (DESIGN.md, "Settled details"):
 - ``n_terms``: non-zero coefficients; ``aic``, ``bic``: Gaussian likelihood of the
   derivative residuals, n = T * m (times runs in a pooled fit), k = n_terms, with the
   variance floored at the derivative estimate's own error variance
-  (``dynafit._fit.derivative_error_variance``: truncation or smoothing error plus
+  (``dynafit._derivatives.derivative_error_variance``: truncation or smoothing error plus
   measurement noise): fitting the derivative estimate more closely than it is known
   earns no likelihood, so on clean data a dense library's extra terms only cost.
 - ``diverged``: the rollout failed or left the finite numbers.
@@ -33,14 +33,17 @@ on a batch the same way, vmapped over their coefficient matrices.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._derivatives import differentiate
-from ._fit import derivative_error_variance, information_criteria
-from ._model import Model, rollout
+from ._derivatives import derivative_error_variance, differentiate
+from ._integrate import rollout
+from ._regression import information_criteria
 from ._trajectory import Trajectory
+
+if TYPE_CHECKING:
+    from ._model import Model
 
 SCORE_KEYS = ("deriv_r2", "onestep_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged")
 FORECAST_KEYS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
@@ -88,7 +91,7 @@ def score_many(
     Returns a dict of numpy arrays of shape ``(R,)`` (or scalars for one model on one run).
     """
     models = list(models)
-    if not models or not all(isinstance(m, Model) for m in models):
+    if not models or not all(_is_model(m) for m in models):
         raise ValueError("score needs dynafit Models")
     if not isinstance(traj, Trajectory):
         raise ValueError(f"score needs a dynafit.Trajectory, got {type(traj).__name__}")
@@ -145,8 +148,7 @@ def score_many(
     window = first.options.get("window")
     with np.errstate(all="ignore"):
         dxdt = differentiate(X, traj.t, method, order=order, window=window)
-        # the vector field in numpy float64, from the same lambdified terms as the solver's
-        f = field.g_np(X) * (field.theta_np(X) @ np.swapaxes(xi, -1, -2))
+        f = field_np(field, X, xi)
     rows = slice(0, T - 1) if method == "forward" else slice(0, T)
     deriv_r2 = r2(dxdt[:, rows], f[:, rows])
     step = np.diff(X, axis=1)
@@ -205,6 +207,49 @@ def score_many(
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def field_np(field: Any, x: np.ndarray, xi: np.ndarray) -> np.ndarray:
+    """The vector field in numpy float64, from the same lambdified terms as the solver's:
+    ``x`` (R, T, m), ``xi`` (R, m, n) or (m, n) -> (R, T, m)."""
+    return field.g_np(x) * (field.theta_np(x) @ np.swapaxes(xi, -1, -2))
+
+
+def pooled_information(model: Model, traj: Trajectory) -> tuple[float, float]:
+    """AIC and BIC of the derivative residuals of every run of ``traj`` together, in
+    float64 as :func:`score_many` computes them per run (the fit's own derivative
+    estimate; n = runs x rows x m), the variance floored at the mean over runs of the
+    derivative estimate's error variance."""
+    method = model.options.get("derivative", "centered")
+    order = int(model.options.get("order", 2))
+    window = model.options.get("window")
+    x = np.asarray(traj.x, dtype=np.float64)
+    x = x if x.ndim == 3 else x[None]
+    with np.errstate(all="ignore"):
+        dxdt = differentiate(x, traj.t, method, order=order, window=window)
+        f = field_np(model.field, x, model.coefficients)
+    rows = slice(0, traj.n_times - 1) if method == "forward" else slice(None)
+    resid = dxdt[:, rows] - f[:, rows]
+    if not np.all(np.isfinite(resid)):
+        return float("inf"), float("inf")
+    with np.errstate(all="ignore"):
+        floor = float(np.mean(derivative_error_variance(x, traj.t, method, order, window, dxdt)))
+    return information_criteria(resid, model.n_terms, floor)
+
+
+def onestep_r2(model: Model, run: Trajectory) -> float:
+    """The paper's one-step R^2 of ``model`` on one run: the Euler step f(x_t) (t_{k+1} -
+    t_k) against x[t+1] - x[t], in float64; finite also where the rollout diverges
+    (unlike ``score``'s, which a diverged rollout sets to -inf)."""
+    x = np.asarray(run.x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("onestep_r2 scores one run; pick one with traj.run(i)")
+    with np.errstate(all="ignore"):
+        f = field_np(model.field, x[None], model.coefficients)[0]
+    step = f[:-1] * np.diff(run.t)[:, None]
+    if not np.all(np.isfinite(step)):
+        return float("-inf")
+    return float(r2(np.diff(x, axis=0)[None], step[None])[0])
+
+
 def r2(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
     """scikit-learn's ``r2_score`` (uniform average, force_finite) per leading index.
 
@@ -221,6 +266,11 @@ def r2(y: np.ndarray, yhat: np.ndarray) -> np.ndarray:
         )
     per = np.where(np.isfinite(num), per, -np.inf)
     return per.mean(axis=-1)
+
+
+def _is_model(obj: Any) -> bool:
+    """A dynafit Model (by its interface: this module sits below ``_model``)."""
+    return all(hasattr(obj, a) for a in ("family", "names", "coefficients", "field", "options"))
 
 
 def _match_names(traj: Trajectory, names: tuple[str, ...], what: str) -> Trajectory:

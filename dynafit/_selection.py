@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -138,8 +139,6 @@ def plot_r2_vs_dim(
     family: the mean over runs with a band of one standard deviation and the runs as
     dots, as in the paper's figure of linear-ODE R^2 over embedding sizes. Only rows of
     ``variant`` (None: all). Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
-
     if dim not in table.columns:
         raise ValueError(f"the table has no {dim!r} column (the runs' embedding dimension)")
     if score is None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from ._trajectory import Trajectory, survival_threshold
 
@@ -89,30 +90,36 @@ def _above(final: np.ndarray, names: Sequence[str], threshold: float | None, s0:
     return [n for n, v in zip(names, final) if v > level]
 
 
+def recorded_survivors(run: Trajectory) -> list[str] | None:
+    """The survivors one run's meta records (``"survivors"``: names or indices into its
+    variables), as names; None when it records none."""
+    value = run.meta.get("survivors")
+    if not isinstance(value, (list, tuple)):
+        return None
+    names = []
+    for v in value:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            if not 0 <= int(v) < run.n_vars:
+                raise ValueError(f"survivor index {v} out of range for {run.n_vars} variables")
+            names.append(run.names[int(v)])
+        else:
+            if str(v) not in run.names:
+                raise ValueError(f"survivor {v!r} is not one of the variables {run.names}")
+            names.append(str(v))
+    return names
+
+
 def actual_survivors(traj: Trajectory, *, from_data: bool = False) -> list[list[str]]:
-    """Per run, the survivors a trajectory records (meta ``"survivors"``: names or indices
-    into its variables), or with ``from_data`` (or no record) those above the threshold
-    at its last time point (S_0 from ``traj.aux["s0"]`` when present)."""
+    """Per run, the survivors a trajectory records (:func:`recorded_survivors`), or with
+    ``from_data`` (or no record) those above the threshold at its last time point (S_0
+    from ``traj.aux["s0"]`` when present)."""
     out = []
     for run in traj.runs():
-        value = run.meta.get("survivors")
-        if isinstance(value, (list, tuple)) and not from_data:
-            names = []
-            for v in value:
-                if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-                    if not 0 <= int(v) < run.n_vars:
-                        raise ValueError(
-                            f"survivor index {v} out of range for {run.n_vars} variables"
-                        )
-                    names.append(run.names[int(v)])
-                else:
-                    if str(v) not in run.names:
-                        raise ValueError(f"survivor {v!r} is not one of the variables {run.names}")
-                    names.append(str(v))
-            out.append(names)
-        else:
+        names = None if from_data else recorded_survivors(run)
+        if names is None:
             s0 = float(run.aux["s0"][-1]) if "s0" in run.aux else 0.0
-            out.append(_above(run.x[-1], run.names, None, s0))
+            names = _above(run.x[-1], run.names, None, s0)
+        out.append(names)
     return out
 
 
@@ -143,11 +150,13 @@ def survival_scores(
             run_s0 = float(run.aux["s0"][0]) if "s0" in run.aux else 0.0
         pred = survivors(model, sub.x[0], horizon, threshold, s0=run_s0)
         act = [a for a in actual_all[r] if a in model.names]
-        rows.append({"run": r, **_prf(pred, act)})
+        rows.append({"run": r, **precision_recall(pred, act)})
     return pd.DataFrame(rows)
 
 
-def _prf(pred: Sequence[str], act: Sequence[str]) -> dict[str, Any]:
+def precision_recall(pred: Sequence[str], act: Sequence[str]) -> dict[str, Any]:
+    """Predicted against actual survivors: both as text, precision, recall and f1 (NaN
+    where undefined)."""
     p, a = set(pred), set(act)
     hit = len(p & a)
     precision = hit / len(p) if p else math.nan
@@ -197,8 +206,6 @@ def fittest(
     ``auc_signal``, ``auc_gradient`` (pooled), ``auc_signal_per_run``,
     ``auc_gradient_per_run`` (means), ``n_runs``, ``n_survivors``.
     """
-    from sklearn.metrics import roc_auc_score
-
     if isinstance(traj, Trajectory):
         runs = list(traj.runs())
     else:

@@ -16,7 +16,9 @@ from typing import Any
 import pandas as pd
 
 from ._executors import AbstractExecutor, make_executor
+from ._fit_many import fit_many
 from ._io import load_json
+from ._trajectory import load
 
 __all__ = ["fit_folder", "run_files"]
 
@@ -52,9 +54,6 @@ def run_files(path: str | os.PathLike) -> list[Path]:
 
 def _fit_file(task: dict[str, Any]) -> pd.DataFrame:
     """Worker: ``fit_many`` on one file's runs (in this process)."""
-    from ._compare import fit_many
-    from ._trajectory import load
-
     traj = load(task["path"])
     table = fit_many(traj, task["families"], **task["options"])
     if not task["keep_models"] and "model" in table.columns:

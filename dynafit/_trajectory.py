@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 from jaxtyping import Array, Float
 
 from ._io import load_npz, save_npz, to_jsonable
@@ -267,8 +268,6 @@ class Trajectory:
 
     def to_dataframe(self) -> Any:
         """A long-free pandas DataFrame (single run: one column per variable plus ``t``)."""
-        import pandas as pd
-
         if self.is_batch:
             frames = []
             for i, run in enumerate(self.runs()):

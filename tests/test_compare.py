@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _known_systems import linear_trajectory, lv_trajectory
+from _systems import linear_trajectory, lv_trajectory
 
 import dynafit
-from dynafit._compare import rank
+from dynafit._board import rank
 
 
 def _row(family, bic, n_library, n_terms, diverged=False, status="ok"):
@@ -239,7 +239,7 @@ def test_fit_many_local_processes_give_the_same_table():
 def test_fit_many_equations_text_optional():
     """equations=False skips rendering the text (the models are there either way); the
     default renders each row's model as compare does."""
-    from dynafit._compare import equations_text
+    from dynafit._board import equations_text
 
     batch, _ = linear_trajectory(m=3, runs=2, seed=2, n_times=101)
     plain = dynafit.fit_many(batch, ("linear",), equations=False)
@@ -248,3 +248,19 @@ def test_fit_many_equations_text_optional():
     for row_plain, row_text in zip(plain.itertuples(), text.itertuples()):
         assert row_text.equations == equations_text(row_text.model) != ""
         np.testing.assert_array_equal(row_plain.model.coefficients, row_text.model.coefficients)
+
+
+def test_pooled_information_criteria_are_float64():
+    # pooled over a batch of one run, AIC and BIC are that run's own (float64) scores, also
+    # where float32 would round the vector field visibly (states far from zero)
+    from _systems import linear_traj
+
+    from dynafit._compare import _pooled_score
+
+    traj, _ = linear_traj(m=3, seed=1, runs=4, T=101)
+    traj = dynafit.Trajectory(traj.t, traj.x + 1000.0)
+    model = dynafit.fit(traj, "linear")
+    pooled = _pooled_score(model, dynafit.Trajectory.stack([traj.run(0)]), {})
+    own = model.score(traj.run(0))
+    assert pooled["bic"] == pytest.approx(own["bic"], rel=1e-9)
+    assert pooled["aic"] == pytest.approx(own["aic"], rel=1e-9)

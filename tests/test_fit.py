@@ -164,7 +164,7 @@ def test_bad_data():
 
 
 def test_select_sparsest_in_band_unless_bic_strongly_prefers_denser():
-    from dynafit._fit import BIC_STEP, select
+    from dynafit._regression import BIC_STEP, select
 
     sweep = pd.DataFrame(
         {
@@ -199,7 +199,7 @@ def test_stlsq_path_matches_pysindy_threshold_by_threshold():
     next with the same coefficients."""
     import pysindy as ps
 
-    from dynafit._fit import stlsq_path
+    from dynafit._regression import stlsq_path
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 12))
@@ -239,7 +239,7 @@ def test_stlsq_path_matches_pysindy_on_random_problems(
     coefficients."""
     import pysindy as ps
 
-    from dynafit._fit import stlsq_path
+    from dynafit._regression import stlsq_path
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_rows, n_cols)) * rng.uniform(0.2, 5.0, n_cols)
@@ -263,7 +263,7 @@ def test_unbias_matches_least_squares_also_on_collinear_supports():
     least-squares solution of each target on its support, collinear columns included."""
     import scipy.linalg
 
-    from dynafit._fit import _lstsq
+    from dynafit._regression._stlsq import _lstsq
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(40, 8))
@@ -276,3 +276,25 @@ def test_unbias_matches_least_squares_also_on_collinear_supports():
         got = _lstsq(X[:, row], Y[:, [i]])[:, 0]
         ref = scipy.linalg.lstsq(X[:, row], Y[:, i])[0]
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_unexpected_warnings_inside_fit_reach_the_caller(monkeypatch):
+    # fit silences only the warnings it expects (pysindy's "eliminated all coefficients"
+    # on the sweep's high thresholds); any other warning raised inside reaches the caller
+    import pysindy as ps
+
+    class Custom(UserWarning):
+        pass
+
+    original = ps.SR3.fit
+
+    def noisy_fit(self, *args, **kwargs):
+        import warnings
+
+        warnings.warn("something the user should see", Custom, stacklevel=1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ps.SR3, "fit", noisy_fit)
+    traj, _ = linear_traj(m=3, seed=0, runs=2, T=81)
+    with pytest.warns(Custom, match="the user should see"):
+        dynafit.fit(traj, "linear", optimizer="sr3", threshold=0.05)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from _known_systems import lv_trajectory
+from _systems import lv_trajectory
 
-from dynafit._fit_cli import default_out, main, parse_window
 from dynafit.cli import main as dynafit_main
+from dynafit.cli._fit import default_out, main, parse_window
 
 
 @pytest.fixture(scope="module")

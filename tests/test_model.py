@@ -108,7 +108,8 @@ def test_joint_rollout_agrees_with_one_solve_per_model():
     """The sweep's screen integrates its candidates as one stacked system: each model's
     rollout matches its own solve to the tolerance, a model that blows up is reported
     diverged without stopping the others, and a solve that runs out of steps says so."""
-    from dynafit._model import rollout, rollout_joint, vector_field
+    from dynafit._field import vector_field
+    from dynafit._integrate import rollout, rollout_joint
 
     field = vector_field(dynafit.families.get_family("linear"), 3)
     # x' = b + A x: three stable models on different time scales, one unstable

@@ -1,4 +1,6 @@
-"""The example notebooks run, top to bottom, in their small setting (second stage).
+"""The example notebooks: each .ipynb matches its jupytext source (examples/NN_name.py,
+percent format, what is edited and linted), and they run, top to bottom, in their small
+setting (second stage).
 
 Each notebook is executed by nbclient in a fresh kernel of this interpreter (a
 kernelspec written to a temporary JUPYTER_PATH points at ``sys.executable``), with a
@@ -38,6 +40,20 @@ def test_notebooks_are_there_without_outputs():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), name
         assert "DYNAFIT_NOTEBOOK_SCALE" in code[0].source, f"{name}: no scale switch on top"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_matches_its_paired_source(name):
+    jupytext = pytest.importorskip("jupytext")
+    source = EXAMPLES / name.replace(".ipynb", ".py")
+    assert source.exists(), f"{name} has no paired source {source.name}"
+    nb = nbformat.read(EXAMPLES / name, as_version=4)
+    assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", name
+    paired = jupytext.read(source)
+    cells = [(c.cell_type, c.source) for c in nb.cells]
+    assert cells == [(c.cell_type, c.source) for c in paired.cells], (
+        f"{name} differs from {source.name}: run `jupytext --sync examples/{source.name}`"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import dynafit
-from dynafit import _plot
-from dynafit._compare import rank
-from dynafit._report import check_out_dir, markdown_table, write_report
+from dynafit._board import rank
+from dynafit._report import _plot, check_out_dir, markdown_table, write_report
 
 
 def _lv_model():
@@ -225,3 +224,8 @@ def test_markdown_table_formats():
     text = markdown_table(df)
     assert text.splitlines()[0] == "| a | b | c |"
     assert "| inf |" in text and "x\\|y" in text and "| yes |" in text
+
+
+def test_single_model_is_labelled_by_its_family():
+    model = _lv_model()
+    assert list(_plot._models_from(model)) == ["lotka_volterra"]

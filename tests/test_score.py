@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from sklearn.metrics import r2_score
 
 import dynafit
-from dynafit._derivatives import differentiate
-from dynafit._fit import derivative_error_variance, information_criteria
+from dynafit._derivatives import derivative_error_variance, differentiate
+from dynafit._regression import information_criteria
 from dynafit._score import SCORE_KEYS, r2, score_many
 
 

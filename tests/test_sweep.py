@@ -349,7 +349,7 @@ def test_cli(tmp_path, capsys):
 
 def test_cli_runs_a_spec(tmp_path, capsys, monkeypatch):
     # in-process executor through the CLI path: make_executor("local") on this machine
-    monkeypatch.setattr(sw, "make_executor", lambda *a, **k: LocalExecutor(in_process=True))
+    monkeypatch.setattr(sw._engine, "make_executor", lambda *a, **k: LocalExecutor(in_process=True))
     spec = tiny_spec(tmp_path, seeds="0-1")
     assert sw.main([str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -26,6 +26,7 @@ objects built without pyplot (they work headless).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 import dynafit
 from dynafit import Trajectory
+from dynafit._score import onestep_r2
 
 __all__ = [
     "circle_table",
@@ -189,8 +194,6 @@ def survivors_by_dim(data: Trajectory | pd.DataFrame) -> pd.DataFrame:
 
 def roc_auc(score: Sequence[float], label: Sequence[bool]) -> float:
     """Area under the ROC curve of ``score`` for the binary ``label`` (NaN if one class)."""
-    from sklearn.metrics import roc_auc_score
-
     label = np.asarray(label, dtype=bool)
     score = np.asarray(score, dtype=float)
     if label.all() or not label.any():
@@ -219,8 +222,6 @@ def fittest_auc(traj_or_table: Trajectory | pd.DataFrame) -> dict[str, Any]:
         "auc_both": math.nan,
     }
     if 0 < y.sum() < len(y):
-        from sklearn.linear_model import LogisticRegression
-
         feats = table[["init_signal", "init_gradient"]].to_numpy(dtype=float)
         feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1.0)
         clf = LogisticRegression().fit(feats, y)
@@ -232,13 +233,10 @@ def fittest_auc(traj_or_table: Trajectory | pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def fittest_dynafit(traj: Trajectory) -> dict[str, Any] | None:
-    """``dynafit.fittest`` on the same runs, when this installation exports it (else None):
-    the library's own AUCs, to check :func:`fittest_auc` against."""
-    fittest = getattr(dynafit, "fittest", None)
-    if fittest is None:
-        return None
-    result = fittest(traj)
+def fittest_dynafit(traj: Trajectory) -> dict[str, Any]:
+    """``dynafit.fittest`` on the same runs: the library's own AUCs, to check
+    :func:`fittest_auc` against."""
+    result = dynafit.fittest(traj)
     return {k: v for k, v in result.items() if k != "table"}
 
 
@@ -290,11 +288,6 @@ def linear_r2(
       rollout diverges), ``dynafit_rollout_r2`` (fit_many's score: -inf when the
       rollout diverged), ``dynafit_diverged`` and ``dynafit_n_terms``.
     """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import Lasso, LinearRegression
-
     end = min(float(window), float(traj.t[-1]))
     win = traj.window(float(traj.t[0]), end)
     batch = win if win.is_batch else Trajectory.stack([win])
@@ -327,37 +320,15 @@ def linear_r2(
 
 
 def euler_r2(model: Any, run: Trajectory) -> float:
-    """The paper's one-step R^2: the Euler step f(x_t) dt against x[t+1] - x[t]."""
-    import jax.numpy as jnp
-    from sklearn.metrics import r2_score
-
-    x = np.asarray(run.x, dtype=float)
-    dt = np.diff(run.t)[:, None]
-    f = np.asarray(model.rhs(0.0, jnp.asarray(x[:-1])), dtype=float) * dt
-    if not np.all(np.isfinite(f)):
-        return -math.inf
-    return float(r2_score(np.diff(x, axis=0), f))
+    """The paper's one-step R^2: the Euler step f(x_t) dt against x[t+1] - x[t]
+    (``dynafit``'s ``onestep_r2``, finite also where the model's rollout diverges)."""
+    return onestep_r2(model, run)
 
 
-def predicted_survivors(model: Any, x0: Any, horizon: float, *, n_points: int = 201) -> list[str]:
-    """The variables a model predicts alive after integrating ``horizon`` time units from ``x0``.
-
-    Uses ``dynafit.survivors`` when this installation has it; otherwise integrates with
-    ``model.simulate`` and applies the paper's rule to the predicted signals (without
-    S_0, which the model does not predict). A rollout that diverges predicts nothing
-    alive beyond what was finite.
-    """
-    survivors = getattr(dynafit, "survivors", None)
-    if survivors is not None:
-        return [str(n) for n in survivors(model, np.asarray(x0), horizon)]
-    ts = np.linspace(0.0, float(horizon), n_points)
-    sim = np.asarray(model.simulate(ts, np.asarray(x0, dtype=float)))
-    finite = np.flatnonzero(np.isfinite(sim).all(axis=1))
-    if finite.size == 0:
-        return []
-    final = sim[finite[-1]]
-    threshold = dynafit.survival_threshold(final)
-    return [str(model.names[i]) for i in np.flatnonzero(final > threshold)]
+def predicted_survivors(model: Any, x0: Any, horizon: float) -> list[str]:
+    """The variables a model predicts alive after integrating ``horizon`` time units from
+    ``x0`` (``dynafit.survivors``)."""
+    return [str(n) for n in dynafit.survivors(model, np.asarray(x0), horizon)]
 
 
 def r2_by_dim(r2: pd.DataFrame) -> pd.DataFrame:
@@ -505,33 +476,19 @@ def plot_intervention(inter: pd.DataFrame) -> Figure:
 
 
 def plot_r2_vs_dim(r2: pd.DataFrame) -> Figure:
-    """One-step R^2 of the linear ODE against the embedding dimension (mean +- sd)."""
+    """One-step R^2 of the linear ODE against the embedding dimension (mean +- sd), one
+    line per method: ``dynafit.plot_r2_vs_dim`` on :func:`linear_r2`'s columns."""
     labels = {
         "lasso_r2": "Lasso $\\alpha$=0.01 (paper's method)",
         "lstsq_r2": "least squares",
         "dynafit_onestep_r2": "dynafit linear (SINDy, held-out threshold), one-step",
     }
-    fig = _figure(5.5, 3.6)
-    ax = fig.add_subplot()
-    clean = r2.replace([np.inf, -np.inf], np.nan)
-    for j, (col, label) in enumerate(labels.items()):
-        if col not in clean:
-            continue
-        stats = clean.groupby("dim")[col].agg(["mean", "std"]).sort_index()
-        ax.errorbar(
-            stats.index,
-            stats["mean"],
-            yerr=stats["std"].fillna(0),
-            fmt="-o",
-            ms=4,
-            capsize=3,
-            color=f"C{j}",
-            label=label,
-        )
+    cols = [c for c in labels if c in r2]
+    long = r2.melt(id_vars=["dim"], value_vars=cols, var_name="method", value_name="r2")
+    long["method"] = long["method"].map(labels)
+    fig = dynafit.plot_r2_vs_dim(long, score="r2", by="method", variant=None)
     window = r2.attrs.get("window")
     span = f" over steps {window[0]:g}-{window[1]:g}" if window else ""
-    ax.set_xlabel("embedding dimension")
-    ax.set_ylabel("$R^2$")
-    ax.set_title(f"linear ODE fit{span}", fontsize=10)
-    ax.legend(fontsize=8)
+    fig.axes[0].set_title(f"linear ODE fit{span}", fontsize=10)
+    fig.axes[0].set_ylabel("$R^2$")
     return fig

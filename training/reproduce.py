@@ -39,14 +39,10 @@ import pandas as pd
 
 from dynafit._executors import make_executor
 from dynafit._io import atomic_write, load_json, save_json
+from dynafit.cli._base import add_backend_arguments, backend_options, check_backend_arguments
 
 from . import analysis
-from .sweep import (
-    add_backend_arguments,
-    check_backend_arguments,
-    load_experiments,
-    run_experiments,
-)
+from .sweep import load_experiments, run_experiments
 
 __all__ = ["SCALES", "analyse", "main", "reproduce", "spec_path", "write_report"]
 
@@ -553,9 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = reproduce(
             args.scale,
             args.out,
-            backend=args.backend,
-            address=args.address,
-            workers=args.workers,
+            **backend_options(args),
             overwrite=args.overwrite,
             progress=not args.quiet,
             spec=args.spec,

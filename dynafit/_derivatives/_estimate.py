@@ -42,10 +42,17 @@ def noise_fraction(x: np.ndarray, t: np.ndarray) -> float:
     x = x if x.ndim == 3 else x[None]
     if x.shape[1] < 8:
         return 0.0
-    sigma2 = (np.diff(x, n=4, axis=1) ** 2).mean(axis=(0, 1)) / 70.0
+    sigma2 = noise_variance(x)
     gain = float((white_noise_derivative(t, "centered") ** 2).mean())
     var = differentiate(x, t, "centered").var(axis=(0, 1))
     return float(np.mean(np.where(var > 0, sigma2 * gain / np.where(var > 0, var, 1.0), 0.0)))
+
+
+def noise_variance(x: np.ndarray) -> np.ndarray:
+    """Measurement-noise variance of each variable of ``x`` (R, T, m), averaged over runs:
+    fourth differences remove smooth signal, and white noise of variance sigma^2 gives
+    fourth differences of variance 70 sigma^2."""
+    return (np.diff(x, n=4, axis=1) ** 2).mean(axis=(0, 1)) / 70.0
 
 
 def white_noise_derivative(
@@ -116,4 +123,4 @@ def differentiate(
     # faster than deriving them point by point from the time array)
     steps = np.diff(t)
     spacing = float(steps[0]) if np.all(steps == steps[0]) else t
-    return np.asarray(diff._differentiate(x, spacing), dtype=np.float64)
+    return np.asarray(diff(x, t=spacing), dtype=np.float64)

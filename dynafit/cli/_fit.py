@@ -13,6 +13,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._compare import compare
+from .._derivatives import check_method
+from .._executors import make_executor
+from .._fit import OPTIMIZERS
+from .._fit_many import fit_many
+from .._report import _fmt, check_out_dir, write_report
+from .._trajectory import Trajectory, load_runs
+from ..families import get_family
+from ._base import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    add_backend_arguments,
+    check_backend_arguments,
+)
+
 DESCRIPTION = """\
 Fit candidate ODE families (linear, lotka_volterra, polynomial) to a trajectory file or a
 folder of them, rank them (best first by BIC; within 10 of the best, the smaller library
@@ -27,17 +44,8 @@ examples:
   dynafit fit runs.npz --run 3 --window 0:1000 --horizon 1000 --derivative forward"""
 
 
-class _UsageError(Exception):
-    """Bad arguments: reported with the usage line and exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print and sys.exit(2)
-        raise _UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="dynafit fit",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -96,23 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "there (forecast_r2, forecast_skill); without data after the window, its last N "
         "time units are held out instead",
     )
-    p.add_argument(
-        "--backend",
-        default="local",
-        choices=("local", "ray"),
-        help="where the per-run fits of a batch run (default: local)",
-    )
-    p.add_argument(
-        "--address",
-        default=None,
-        help="Ray cluster address for --backend ray (default: RAY_ADDRESS or a local cluster)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes for the per-run fits (default: the backend's)",
-    )
+    add_backend_arguments(p)
     p.add_argument(
         "--refine",
         action="store_true",
@@ -141,7 +133,7 @@ def parse_window(text: str | None) -> tuple[float | None, float | None]:
         return None, None
     parts = text.split(":")
     if len(parts) != 2:
-        raise _UsageError(f"--window must look like T0:T1 (for example 0:1000), got {text!r}")
+        raise UsageError(f"--window must look like T0:T1 (for example 0:1000), got {text!r}")
     out: list[float | None] = []
     for part in parts:
         part = part.strip()
@@ -151,27 +143,25 @@ def parse_window(text: str | None) -> tuple[float | None, float | None]:
         try:
             out.append(float(part))
         except ValueError:
-            raise _UsageError(f"--window: {part!r} is not a number (in {text!r})") from None
+            raise UsageError(f"--window: {part!r} is not a number (in {text!r})") from None
     t0, t1 = out
     if t0 is not None and t1 is not None and t0 > t1:
-        raise _UsageError(f"--window start {t0:g} is after its end {t1:g}")
+        raise UsageError(f"--window start {t0:g} is after its end {t1:g}")
     return t0, t1
 
 
 def _families(text: str) -> list[str]:
-    from .families import get_family
-
     names = [f.strip() for f in text.split(",") if f.strip()]
     if not names:
-        raise _UsageError("--families is empty")
+        raise UsageError("--families is empty")
     out = []
     for name in names:
         try:
             out.append(get_family(name).name)
         except ValueError as err:
-            raise _UsageError(f"--families: {err}") from None
+            raise UsageError(f"--families: {err}") from None
     if len(set(out)) != len(out):
-        raise _UsageError(f"--families names a family twice: {names}")
+        raise UsageError(f"--families names a family twice: {names}")
     return out
 
 
@@ -183,51 +173,39 @@ def default_out(source: Path) -> Path:
 
 
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
-    from ._derivatives import check_method
-    from ._fit import OPTIMIZERS
-
     opts: dict[str, Any] = {}
     if args.derivative is not None:
         try:
             check_method(args.derivative)
         except ValueError as err:
-            raise _UsageError(f"--derivative: {err}") from None
+            raise UsageError(f"--derivative: {err}") from None
         opts["derivative"] = args.derivative
     if args.optimizer is not None:
         if args.optimizer not in OPTIMIZERS:
-            raise _UsageError(
+            raise UsageError(
                 f"--optimizer: unknown optimizer {args.optimizer!r}; choose one of {list(OPTIMIZERS)}"
             )
         opts["optimizer"] = args.optimizer
     if args.threshold is not None:
         opts["threshold"] = args.threshold
     if args.ensemble is not None and args.ensemble < 2:
-        raise _UsageError(f"--ensemble needs N >= 2 models, got {args.ensemble}")
+        raise UsageError(f"--ensemble needs N >= 2 models, got {args.ensemble}")
     return opts
 
 
 def _executor(args: argparse.Namespace) -> Any:
-    """An executor for the per-run fits, from ``dynafit._executors`` when it exists."""
+    """An executor for the per-run fits (None: a loop in this process)."""
     if args.backend == "local" and not args.workers:
         return None
-    try:
-        from . import _executors
-    except ImportError:
-        if args.backend == "ray":
-            raise _UsageError("--backend ray is not available in this installation yet") from None
-        return None
-    make = getattr(_executors, "make_executor", None) or getattr(_executors, "get_executor", None)
-    if make is None:
-        raise _UsageError(f"--backend {args.backend}: dynafit._executors has no make_executor")
     kwargs: dict[str, Any] = {}
     if args.address is not None:
         kwargs["address"] = args.address
     if args.workers is not None:
         kwargs["workers"] = args.workers
     try:
-        return make(args.backend, **kwargs)
+        return make_executor(args.backend, **kwargs)
     except ImportError as err:
-        raise _UsageError(str(err)) from None
+        raise UsageError(str(err)) from None
 
 
 def _npz_files(folder: Path) -> list[Path]:
@@ -258,8 +236,6 @@ def _config(args: argparse.Namespace, source: Path) -> dict[str, Any]:
 
 
 def _print_board(board: Any, by: str) -> None:
-    from ._report import _fmt
-
     cols = [
         c
         for c in (
@@ -297,50 +273,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return _run(args)
-    except _UsageError as err:
+    except UsageError as err:
         print(parser.format_usage().rstrip(), file=sys.stderr)
         print(f"dynafit fit: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except ValueError as err:
         print(f"dynafit fit: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("dynafit fit: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:
-    import dynafit
-
-    from ._compare import compare, fit_many
-    from ._report import write_report
-
     source = Path(args.input)
     if not source.exists():
-        raise _UsageError(f"{source}: no such file or folder")
+        raise UsageError(f"{source}: no such file or folder")
     families = _families(args.families)
     t0, t1 = parse_window(args.window)
     if args.horizon is not None and not args.horizon > 0:
-        raise _UsageError(f"--horizon must be > 0, got {args.horizon:g}")
+        raise UsageError(f"--horizon must be > 0, got {args.horizon:g}")
     if args.run is not None and args.run < 0:
-        raise _UsageError(f"--run must be >= 0, got {args.run}")
-    if args.workers is not None and args.workers < 1:
-        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.address is not None and args.backend != "ray":
-        raise _UsageError("--address only applies to --backend ray")
+        raise UsageError(f"--run must be >= 0, got {args.run}")
+    check_backend_arguments(build_parser(), args)
     options = _fit_options(args)
-    if args.refine and not hasattr(dynafit, "refine"):
-        raise _UsageError(
-            "--refine needs dynafit.refine, which this installation does not have yet"
-        )
     out = Path(args.out) if args.out else default_out(source)
     config = _config(args, source)
 
-    from ._report import check_out_dir
-
     check_out_dir(out, config, args.overwrite)  # refuse early, before any fitting
-
-    from ._trajectory import Trajectory, load_runs
 
     files = load_runs(source)
     try:
@@ -354,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
         file_of_run = [p.name for p, tr in zip(_npz_files(source), files) for _ in range(tr.n_runs)]
     if args.run is not None:
         if args.run >= full.n_runs:
-            raise _UsageError(f"--run {args.run}: {source} holds {full.n_runs} run(s)")
+            raise UsageError(f"--run {args.run}: {source} holds {full.n_runs} run(s)")
         full = full.run(args.run)
     if args.vars:
         full = full.select([v.strip() for v in args.vars.split(",") if v.strip()])
@@ -365,7 +325,7 @@ def _run(args: argparse.Namespace) -> int:
         after = (full.t > end) & (full.t <= end + args.horizon)
         if after.sum() >= 2:
             # forecast past the window, scored against the data there
-            forecast = dynafit.Trajectory(full.t[after], full.x[..., after, :], full.names)
+            forecast = Trajectory(full.t[after], full.x[..., after, :], full.names)
             note = f"; forecast over ({end:g}, {full.t[after][-1]:g}]"
         else:
             # no data after the window: hold out its last N time units instead

@@ -13,20 +13,21 @@ as numpy arrays by :func:`uncertainty`.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import sympy
 
-from ._fit import DEFAULT_OPTIONS, _Data, _Rows, fit
-from ._model import Model
-from ._trajectory import Trajectory
-from .families._base import AbstractFamily, get_family
-
-UNCERTAINTY_KEYS = ("mean", "median", "std", "lower", "upper", "inclusion")
+from .._fit import DEFAULT_OPTIONS, fit
+from .._intervals import UNCERTAINTY_KEYS, uncertainty
+from .._model import Model
+from .._regression import _Data, _Rows, select
+from .._trajectory import Trajectory
+from ..families._base import AbstractFamily, get_family
 
 
 def fit_ensemble(
@@ -82,9 +83,13 @@ def fit_ensemble(
 
     base = fit(traj, family, **fit_options)
     fam = get_family(family)
-    derivative = fit_options.get("derivative", "centered")
+    # the members regress on the plain fit's own derivative estimate: the method and
+    # order that "auto" resolved to, not the options as given
     opts = {**DEFAULT_OPTIONS, **{k: v for k, v in fit_options.items() if k in DEFAULT_OPTIONS}}
-    data = _Data.build(traj, fam, derivative, opts)
+    opts["order"] = int(base.options["order"])
+    if "window" in base.options:
+        opts["window"] = base.options["window"]
+    data = _Data.build(traj, fam, base.options["derivative"], opts)
     threshold = float(base.options.get("threshold", 0.0))
     n_lib = data.n_lib
     if drop_terms >= n_lib:
@@ -151,10 +156,6 @@ def _member_grid(base: Model) -> np.ndarray | None:
 
 def _pick_threshold(data: _Data, train: _Rows, grid: np.ndarray, opts: dict) -> float:
     """The plain fit's rule on one resample: held-out error, sparsest within tolerance."""
-    import pandas as pd
-
-    from ._fit import select
-
     rows = []
     for thr in grid:
         xi = data.regress(train, float(thr), "stlsq", opts)
@@ -198,69 +199,11 @@ def summarize_coefficients(
     return {k: np.nan_to_num(v, nan=0.0) for k, v in out.items()}
 
 
-def uncertainty(model: Model) -> dict[str, Any] | None:
-    """The ensemble summary of ``model`` as numpy arrays shaped like its coefficients
-    (keys mean, median, std, lower, upper, inclusion; plus n_models and level), or None
-    for a model that was not fitted as an ensemble."""
-    rec = model.options.get("uncertainty")
-    if not isinstance(rec, dict):
-        return None
-    out: dict[str, Any] = {k: v for k, v in rec.items() if k not in UNCERTAINTY_KEYS}
-    for key in UNCERTAINTY_KEYS:
-        arr = np.asarray(rec[key], dtype=np.float64)
-        if arr.shape != model.coefficients.shape:
-            raise ValueError(
-                f"uncertainty {key!r} has shape {arr.shape}, expected {model.coefficients.shape}"
-            )
-        out[key] = arr
-    return out
-
-
-def equations_with_intervals(
-    model: Model, digits: int = 3, *, min_inclusion: float = 0.0
-) -> list[str]:
-    """The equations with each coefficient's interval and inclusion probability, e.g.
-    ``dx0/dt = -0.5 [-0.52, -0.48] (p=1.00)*x0 + ...``; terms included in fewer than
-    ``min_inclusion`` of the fits are left out (default: every non-zero coefficient).
-    Without ensemble information, plain equations."""
-    unc = uncertainty(model)
-    terms, prefs = model.terms, model.prefactors
-    xi = model.coefficients
-    lines = []
-    for i, name in enumerate(model.names):
-        parts = []
-        for k, c in enumerate(xi[i]):
-            if unc is None:
-                if c == 0:
-                    continue
-                parts.append(f"{_fmt(c, digits)}*{sympy.sstr(terms[k])}")
-                continue
-            p = unc["inclusion"][i, k]
-            if (c == 0 and p == 0) or p < min_inclusion:
-                continue
-            interval = f"[{_fmt(unc['lower'][i, k], digits)}, {_fmt(unc['upper'][i, k], digits)}]"
-            term = "" if terms[k] == 1 else f"*{sympy.sstr(terms[k])}"
-            parts.append(f"{_fmt(c, digits)} {interval} (p={p:.2f}){term}")
-        body = " + ".join(parts) if parts else "0"
-        if prefs[i] != 1:
-            body = f"{sympy.sstr(prefs[i])}*({body})"
-        lines.append(f"d{name}/dt = {body}")
-    return lines
-
-
-def _fmt(v: float, digits: int) -> str:
-    if v == 0 or not math.isfinite(v):
-        return f"{v:g}"
-    return f"{v:.{digits}g}"
-
-
 def plot_inclusion(model: Model, *, ax: Any = None, annotate: bool | None = None) -> Any:
     """The coefficient matrix as a heatmap of inclusion probabilities (rows: equations,
     columns: library terms), each cell annotated with the coefficient (when small enough
     to read). Without ensemble information, the support (1 where non-zero). Returns the
     matplotlib Figure."""
-    import matplotlib.pyplot as plt
-
     unc = uncertainty(model)
     prob = unc["inclusion"] if unc is not None else (model.coefficients != 0).astype(float)
     m, n = prob.shape
@@ -298,8 +241,6 @@ def plot_inclusion(model: Model, *, ax: Any = None, annotate: bool | None = None
 
 def inclusion_table(model: Model) -> Any:
     """A long DataFrame: equation, term, coefficient, mean, lower, upper, inclusion."""
-    import pandas as pd
-
     unc = uncertainty(model)
     if unc is None:
         raise ValueError("model has no ensemble information; fit it with dynafit.fit_ensemble")

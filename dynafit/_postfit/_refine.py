@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._model import Model, rollout
+from .._integrate import rollout
+from .._model import Model
+from .._score import r2
+from .._trajectory import Trajectory
 from ._rollout_opt import make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
-from ._score import r2
-from ._trajectory import Trajectory
 
 
 def _affine_xi(params: Any, aux: Any) -> Any:

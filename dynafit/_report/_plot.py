@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from ._trajectory import Trajectory
+from .._trajectory import Trajectory
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -38,7 +38,7 @@ def _models_from(models: Any) -> dict[str, Any]:
         return out
     if isinstance(models, Mapping):
         return dict(models)
-    return {getattr(models, "family_name", None) or "model": models}
+    return {_family_label(models): models}
 
 
 def plot_rollouts(

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._integrate import solve_traced
+
 #: ``field(x, xi) -> dx/dt`` for a state ``x`` (m,) and coefficients ``xi``
 Field = Callable[[jax.Array, Any], jax.Array]
 #: ``to_xi(params, aux) -> xi``: coefficients from free parameters and fixed arrays
@@ -105,24 +107,17 @@ class _Problem(eqx.Module):
         return self.span * self.field(z * self.scale, xi) / self.scale
 
     def solve(self, xi, z0, ts, adjoint):
-        term = diffrax.ODETerm(self.vf)
-        sol = diffrax.diffeqsolve(
-            term,
-            diffrax.Tsit5(),
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=None,
-            y0=z0,
-            args=xi,
-            saveat=diffrax.SaveAt(ts=ts),
-            stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
+        ys, _ = solve_traced(
+            self.vf,
+            z0,
+            ts,
+            xi,
+            rtol=self.rtol,
+            atol=self.atol,
             max_steps=self.max_steps,
             adjoint=adjoint,
-            throw=False,
         )
-        ys = sol.ys
-        ok = sol.result == diffrax.RESULTS.successful
-        return jnp.where(ok, ys, jnp.inf)
+        return ys
 
     def shooting_loss(self, params, idx, w):
         """Weighted squared error of segments integrated from the observed state at their

@@ -18,6 +18,7 @@ unless ``overwrite``. Files dynafit does not own are never replaced or removed.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import sys
@@ -29,8 +30,13 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from ._io import atomic_write, load_json, save_json, to_jsonable
-from ._trajectory import Trajectory
+from .._intervals import equations_with_intervals, uncertainty
+from .._io import atomic_write, load_json, save_json, to_jsonable
+from .._postfit import plot_inclusion
+from .._selection import plot_r2_vs_dim, summarize_runs
+from .._trajectory import Trajectory
+from .._version import __version__
+from . import _plot
 
 MANIFEST_KIND = "dynafit.fit_report/1"
 
@@ -136,17 +142,9 @@ def model_record(model: Any) -> dict[str, Any]:
     }
 
 
-def _uncertainty(model: Any) -> dict[str, Any] | None:
-    try:
-        from ._uncertainty import uncertainty
-    except ImportError:
-        return None
-    return uncertainty(model)
-
-
 def _uncertainty_record(model: Any) -> dict[str, Any]:
     """Ensemble intervals and inclusion probabilities, for models fitted as ensembles."""
-    unc = _uncertainty(model)
+    unc = uncertainty(model)
     if unc is None:
         return {}
     keys = ("lower", "upper", "inclusion", "mean", "std")
@@ -188,8 +186,6 @@ def _equations_tex(board: pd.DataFrame) -> str:
 def runs_summary(table: pd.DataFrame, by: str = "bic") -> pd.DataFrame:
     """Per family and variant: the scores' spread over runs and how often it won a run
     (``dynafit.summarize_runs``), without the per-score medians to keep the table short."""
-    from ._selection import summarize_runs
-
     scores = [
         c
         for c in ("onestep_r2", "deriv_r2", "rollout_r2", "forecast_skill", "n_terms")
@@ -259,8 +255,6 @@ def write_report(
         path = out / stale
         if path.is_file():
             path.unlink()
-    from . import __version__
-
     save_json(
         out / "manifest.json",
         {
@@ -275,8 +269,6 @@ def write_report(
 
 
 def save_json_to(tmp: Path, obj: Any) -> None:
-    import json
-
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
@@ -305,8 +297,6 @@ def _safe(name: str) -> str:
 
 def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = None):
     """(relative path, caption, factory) for each figure; factories run at write time."""
-    from . import _plot
-
     ok = board[board["model"].notna()] if "model" in board else board.iloc[:0]
     out = [("figures/leaderboard.png", "Leaderboard", lambda: _plot.plot_leaderboard(board))]
     if len(ok):
@@ -336,9 +326,7 @@ def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = 
                     functools.partial(_plot.plot_sweep, model, title=f"{name}: threshold sweep"),
                 )
             )
-        if _uncertainty(model) is not None:
-            from ._uncertainty import plot_inclusion
-
+        if uncertainty(model) is not None:
             out.append(
                 (
                     f"figures/inclusion_{label}.png",
@@ -347,8 +335,6 @@ def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = 
                 )
             )
     if runs is not None and "dim" in runs.columns and runs["dim"].nunique() > 1:
-        from ._selection import plot_r2_vs_dim
-
         out.append(
             (
                 "figures/r2_vs_dim.png",
@@ -417,10 +403,8 @@ def _markdown(
         if bool(row.get("diverged", False)):
             lines += ["**Warning:** every fitted model's rollout diverged.", ""]
         lines += ["$$", _align(row["model"].equations()), "$$", ""]
-        if _uncertainty(row["model"]) is not None:
-            from ._uncertainty import equations_with_intervals
-
-            unc = _uncertainty(row["model"])
+        if uncertainty(row["model"]) is not None:
+            unc = uncertainty(row["model"])
             lines += [
                 f"Ensemble of {unc.get('n_models', '?')} fits: median coefficients with "
                 f"{100 * float(unc.get('level', 0.9)):.0f} % intervals and inclusion "

@@ -1,13 +1,20 @@
 """The ``dynafit`` command.
 
-``dynafit train|sweep|reproduce`` reach into ``training/`` (imported lazily, here only);
+``dynafit train|sweep|reproduce`` reach into ``training/``, a client of dynafit imported
+only by the command that runs it (the library itself knows nothing of training);
 ``dynafit fit`` is the fitting side; ``dynafit demo`` chains both on built-in defaults.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from .._trajectory import load
+from ._fit import main as fit_main
+from ._fit import parse_window
 
 USAGE = """usage: dynafit COMMAND [options]
 
@@ -40,8 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return reproduce_main(rest)
     if command == "fit":
-        from ._fit_cli import main as fit_main
-
         return fit_main(rest)
     if command == "demo":
         return demo(rest)
@@ -55,9 +60,6 @@ def demo(argv: Sequence[str]) -> int:
     It is exactly ``dynafit train`` followed by ``dynafit fit`` on the trainer's file, so
     a rerun resumes or reuses what is already in ``--out``.
     """
-    import argparse
-    from pathlib import Path
-
     ap = argparse.ArgumentParser(
         prog="dynafit demo",
         description="Train a few seeds at the paper's defaults (p=59, dim=128) briefly, fit "
@@ -86,13 +88,8 @@ def demo(argv: Sequence[str]) -> int:
     rc = train_main(["--seeds", args.seeds, "--steps", str(args.steps), "--out", str(runs)])
     if rc:
         return rc
-    from ._fit_cli import main as fit_main
-
     chosen = []
     if args.circles:
-        from ._fit_cli import parse_window
-        from ._trajectory import load
-
         t0, t1 = parse_window(args.window)
         data = load(runs / "train.npz").window(t0, t1)
         mean = data.x.reshape(-1, data.n_vars).mean(axis=0)

@@ -25,11 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._derivatives import differentiate
-from ._model import Model, vector_field
+from .._derivatives import differentiate
+from .._field import vector_field
+from .._model import Model
+from .._trajectory import Trajectory
+from ..families.linear import Linear
 from ._rollout_opt import optimise_rollout
-from ._trajectory import Trajectory
-from .families.linear import Linear
 
 
 def _stable_matrix(L: jax.Array, S: jax.Array, eps: float | jax.Array) -> jax.Array:

@@ -1,0 +1,171 @@
+"""Leaderboards: the table of models and scores that ``compare`` and ``fit_many`` return,
+and its ranking rule.
+
+Ranking rule (DESIGN.md, settled): best first by BIC; rows within ``tolerance`` (10) of the
+best BIC are equally good, and among them the smaller library wins (linear =
+lotka_volterra = m + 1 columns < polynomial), then fewer terms. Diverged rows rank after
+every finite one; a family that cannot apply to the data is a row with status
+``"not applicable: <why>"``, ranked last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .families import get_family
+
+DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
+SCORE_COLUMNS = (
+    "deriv_r2",
+    "onestep_r2",
+    "rollout_r2",
+    "rmse",
+    "n_terms",
+    "aic",
+    "bic",
+    "diverged",
+)
+FORECAST_COLUMNS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
+#: Criteria where a larger value is better; every other criterion is minimised.
+_HIGHER_IS_BETTER = {"deriv_r2", "onestep_r2", "rollout_r2", "forecast_r2", "forecast_skill"}
+#: Information criteria, where differences below the tolerance mean "equally good".
+_INFORMATION_CRITERIA = {"aic", "bic"}
+DEFAULT_TOLERANCE = 10.0
+
+BOARD_COLUMNS = (
+    "rank",
+    "family",
+    "variant",
+    "status",
+    "n_library",
+    *SCORE_COLUMNS,
+    "equations",
+    "model",
+)
+
+
+# --------------------------------------------------------------------------- helpers
+def family_name(family: Any) -> str:
+    """The name of a family given by name (aliases resolved) or as an instance.
+
+    An unknown name is a ``ValueError`` (from ``families.get_family``).
+    """
+    fam = get_family(family)
+    return str(fam.name) if fam.name else type(fam).__name__
+
+
+def equations_text(model: Any) -> str:
+    """The model's equations as one line of text (``"dx/dt = ...; dy/dt = ..."``)."""
+    return "; ".join(line.strip() for line in str(model).splitlines() if line.strip())
+
+
+def library_size(model: Any) -> int:
+    """Candidate terms per equation (the library's column count)."""
+    return int(np.shape(model.coefficients)[-1])
+
+
+def _as_float(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _scores_row(scores: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _as_float(v) for k, v in dict(scores).items()}
+
+
+def _unavailable_row(family: str, variant: str, status: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"family": family, "variant": variant, "status": status}
+    for key in SCORE_COLUMNS:
+        row[key] = np.nan
+    row["diverged"] = False
+    row["n_library"] = np.nan
+    row["equations"] = ""
+    row["model"] = None
+    return row
+
+
+def _model_row(
+    family: str,
+    variant: str,
+    model: Any,
+    scores: Mapping[str, Any],
+    equations: str | None = None,
+) -> dict:
+    """A table row for ``model``; ``equations``: its text when already rendered."""
+    row = {"family": family, "variant": variant, "status": "ok"}
+    row["n_library"] = library_size(model)
+    row.update(_scores_row(scores))
+    row["diverged"] = bool(row.get("diverged", False))
+    row["equations"] = equations_text(model) if equations is None else equations
+    row["model"] = model
+    return row
+
+
+# --------------------------------------------------------------------------- ranking
+def rank(board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None) -> pd.DataFrame:
+    """Sort a leaderboard best first and number it (``rank`` column, 1 = best).
+
+    For ``by`` in {"aic", "bic"}, rows within ``tolerance`` (default 10) of the best value
+    are equally good and ordered by library size, then number of terms, then ``by``. Other
+    criteria are sorted alone (R^2 and skill descending, the rest ascending). Diverged rows
+    come after every finite one, rows whose status is not "ok" after those.
+    """
+    if board.empty:
+        out = board.copy()
+        out.insert(0, "rank", pd.Series(dtype=int))
+        return out
+    if by not in board.columns:
+        raise ValueError(
+            f"cannot rank by {by!r}: no such score; choose one of "
+            f"{[c for c in (*SCORE_COLUMNS, *FORECAST_COLUMNS) if c in board.columns]}"
+        )
+    if tolerance is None:
+        tolerance = DEFAULT_TOLERANCE if by in _INFORMATION_CRITERIA else 0.0
+    df = board.drop(columns=["rank"], errors="ignore").reset_index(drop=True)
+    sign = -1.0 if by in _HIGHER_IS_BETTER else 1.0
+    value = sign * pd.to_numeric(df[by], errors="coerce").astype(float)
+    ok = df["status"].eq("ok")
+    diverged = df["diverged"].fillna(False).astype(bool)
+    finite = ok & ~diverged & np.isfinite(value)
+    # tier 0: equally good; 1: other finite; 2: ok but diverged or non-finite; 3: not ok
+    tier = np.where(~ok, 3, np.where(~finite, 2, 1))
+    if finite.any():
+        best = value[finite].min()
+        tier = np.where(finite & (value <= best + tolerance), 0, tier)
+    n_library = pd.to_numeric(df["n_library"], errors="coerce").fillna(np.inf)
+    n_terms = pd.to_numeric(df["n_terms"], errors="coerce").fillna(np.inf)
+    in_tie = (tier == 0) & (tolerance > 0)
+    keys = pd.DataFrame(
+        {
+            "tier": tier,
+            "lib": np.where(in_tie, n_library, 0.0),
+            "terms": np.where(in_tie, n_terms, 0.0),
+            "value": value.fillna(np.inf).where(finite, np.inf),
+            "order": np.arange(len(df)),
+        }
+    )
+    order = keys.sort_values(["tier", "lib", "terms", "value", "order"]).index
+    out = df.loc[order].reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def _columns(board: pd.DataFrame) -> pd.DataFrame:
+    """Known columns first in a fixed order, then any extra score the core reports."""
+    front = [c for c in BOARD_COLUMNS if c in board.columns]
+    forecast = [c for c in FORECAST_COLUMNS if c in board.columns]
+    extra = [c for c in board.columns if c not in front and c not in forecast]
+    tail = ["equations", "model"]
+    middle = [c for c in front if c not in tail] + forecast
+    middle += [c for c in extra if c not in tail]
+    return board[middle + [c for c in tail if c in board.columns]]

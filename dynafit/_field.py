@@ -1,0 +1,93 @@
+"""The vector field of a family: theta(x) and g(x) lambdified once from its sympy terms.
+
+    dx_i/dt = g_i(x) * sum_k Xi[i, k] * theta_k(x)
+
+One compiled function per family and variable count, in JAX (for the solvers) and in
+numpy float64 (for regression and scores); Xi is an argument, so models of one family
+share it and vmap over Xi.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import sympy
+from jaxtyping import Array, Float
+
+from .families._base import AbstractFamily
+
+
+def canonical_symbols(m: int) -> tuple[sympy.Symbol, ...]:
+    """Positional symbols z0..z{m-1}: what the compiled functions are keyed on."""
+    return tuple(sympy.Symbol(f"z{i}") for i in range(m))
+
+
+class VectorField:
+    """theta(x) and g(x) lambdified once from a family's sympy terms, for m variables.
+
+    ``field(x, Xi) = g(x) * (Xi @ theta(x))`` for ``x`` of shape ``(..., m)`` and ``Xi`` of
+    shape ``(m, n_terms)`` (or ``(R, m, n_terms)`` against ``x`` of shape ``(R, T, m)``). Get instances through :func:`vector_field` (cached).
+    """
+
+    def __init__(self, terms: tuple[sympy.Expr, ...], prefactors: tuple[sympy.Expr, ...], m: int):
+        z = canonical_symbols(m)
+        self.m = m
+        self.n_terms = len(terms)
+        self.terms = terms
+        self.prefactors = prefactors
+        self.g_is_one = all(p == 1 for p in prefactors)
+        self._theta_jax = sympy.lambdify(z, list(terms), modules="jax")
+        self._g_jax = sympy.lambdify(z, list(prefactors), modules="jax")
+        self._theta_np = sympy.lambdify(z, list(terms), modules="numpy")
+        self._g_np = sympy.lambdify(z, list(prefactors), modules="numpy")
+
+    @staticmethod
+    def _stack(cols: Sequence[Any], x: Any, xp: Any) -> Any:
+        shape = x.shape[:-1]
+        return xp.stack([xp.broadcast_to(xp.asarray(c, dtype=x.dtype), shape) for c in cols], -1)
+
+    def theta(self, x: Float[Array, "... m"]) -> Float[Array, "... n_terms"]:  # noqa: F722
+        return self._stack(self._theta_jax(*[x[..., i] for i in range(self.m)]), x, jnp)
+
+    def g(self, x: Float[Array, "... m"]) -> Float[Array, "... m"]:  # noqa: F722
+        if self.g_is_one:
+            return jnp.ones_like(x)
+        return self._stack(self._g_jax(*[x[..., i] for i in range(self.m)]), x, jnp)
+
+    def __call__(self, x: Float[Array, "... m"], xi: Float[Array, "m n_terms"]) -> Array:  # noqa: F722
+        out = self.theta(x) @ jnp.swapaxes(xi, -1, -2)
+        return out if self.g_is_one else self.g(x) * out
+
+    def theta_np(self, x: np.ndarray) -> np.ndarray:
+        """theta(x) in numpy float64 (for regression)."""
+        x = np.asarray(x, dtype=np.float64)
+        return self._stack(self._theta_np(*[x[..., i] for i in range(self.m)]), x, np)
+
+    def g_np(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.g_is_one:
+            return np.ones_like(x)
+        return self._stack(self._g_np(*[x[..., i] for i in range(self.m)]), x, np)
+
+
+@functools.lru_cache(maxsize=128)
+def _vector_field_cached(terms, prefactors, m) -> VectorField:
+    return VectorField(terms, prefactors, m)
+
+
+def vector_field(family: AbstractFamily, m: int) -> VectorField:
+    """The compiled vector field of ``family`` for ``m`` variables (one per library)."""
+    z = canonical_symbols(m)
+    terms = tuple(sympy.sympify(e) for e in family.terms(z))
+    prefactors = tuple(sympy.sympify(e) for e in family.prefactors(z))
+    if len(prefactors) != m:
+        raise ValueError(
+            f"family {family.name!r} gives {len(prefactors)} prefactors for {m} variables"
+        )
+    if not terms:
+        raise ValueError(f"family {family.name!r} has an empty library")
+    return _vector_field_cached(terms, prefactors, m)

@@ -1,0 +1,127 @@
+"""The layout has no import cycles: every module of dynafit imports on its own in a fresh
+interpreter, and no module imports inside a function except optional extras."""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures as cf
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dynafit
+
+ROOT = Path(dynafit.__file__).parent
+#: imported inside functions on purpose: Ray (an optional extra) and training/ (a client
+#: of dynafit, reached only by the command that runs it)
+OPTIONAL = ("ray", "training")
+
+
+def _modules() -> list[str]:
+    names = ["dynafit"]
+    for info in pkgutil.walk_packages([str(ROOT)], prefix="dynafit."):
+        names.append(info.name)
+    return sorted(names)
+
+
+#: run in a fresh interpreter: the third-party packages are imported once, then every
+#: dynafit module is imported alone in a forked child that has no dynafit module loaded
+_FORKED = """
+import os, sys
+import diffrax, equinox, jax, matplotlib.figure, numpy, optax, optimistix, pandas
+import pysindy, scipy, sklearn, sympy
+failed = []
+for name in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            __import__(name)
+        except BaseException as err:
+            print(name, type(err).__name__, err, file=sys.stderr)
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if status:
+        failed.append(name)
+print(",".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def _import_alone(names: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _FORKED, *names],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_every_module_imports_alone():
+    names = _modules()
+    assert "dynafit._regression._stlsq" in names and "dynafit.cli._fit" in names
+    proc = _import_alone(names)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+
+
+def test_the_check_sees_a_cycle(tmp_path, monkeypatch):
+    # two modules that import each other's names at module level fail when imported alone
+    pkg = tmp_path / "cyc"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .b import g\ndef f():\n    return 1\n")
+    (pkg / "b.py").write_text("from .a import f\ndef g():\n    return 2\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    proc = _import_alone(["cyc.a"])
+    assert proc.returncode == 1 and "cyc.a" in proc.stdout
+
+
+@pytest.mark.slow
+def test_every_module_imports_alone_in_its_own_interpreter():
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+    def load(name: str) -> tuple[str, int, str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", f"import {name}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        return name, proc.returncode, proc.stderr[-2000:]
+
+    with cf.ThreadPoolExecutor(max_workers=4) as pool:
+        failed = [(n, err) for n, rc, err in pool.map(load, _modules()) if rc != 0]
+    assert not failed, failed
+
+
+def test_no_imports_inside_functions_but_optional_extras():
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    mods = [("." * node.level) + (node.module or "")]
+                else:
+                    continue
+                if not all(m.split(".")[0] in OPTIONAL for m in mods):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {mods}")
+    assert not found, found
+
+
+def test_compare_does_not_import_the_package_face():
+    tree = ast.parse((ROOT / "_compare.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert all(a.name != "dynafit" for a in node.names)
