@@ -41,7 +41,7 @@ from dynafit._executors import make_executor
 from dynafit._io import atomic_write, load_json, save_json
 from dynafit.cli._base import add_backend_arguments, backend_options, check_backend_arguments
 
-from . import analysis
+from . import analysis, experiments
 from .sweep import load_experiments, run_experiments
 
 __all__ = ["SCALES", "analyse", "main", "reproduce", "spec_path", "write_report"]
@@ -94,8 +94,6 @@ def reproduce(
     ``RuntimeError`` after the others finished (rerun to retry); bad arguments, a spec
     or folder the sweep engine refuses, are ``ValueError``s before anything trains.
     """
-    from . import experiments
-
     spec = Path(spec) if spec is not None else spec_path(scale)
     out = Path(out)
     paper_spec = experiments.spec_path(scale)

@@ -21,10 +21,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from dynafit import load
 from dynafit._io import atomic_write, save_json
 
 from ..config import TrainConfig, parse_seeds
+from ..trainer import TrainResult, _key, clear_checkpoints, load_extras, train_result
 
 RUNS = "_runs"
 
@@ -38,8 +41,6 @@ class Job:
     init_embeddings: np.ndarray | None = None
 
     def key(self) -> str:
-        from ..trainer import _key
-
         return _key(self.config, list(self.seeds), self.init_embeddings)
 
 
@@ -119,10 +120,6 @@ def select(names: Sequence[str], only: str | Sequence[str] | None) -> list[str]:
 # ----------------------------------------------------------------------- runner
 def train_job(job: Job, runs_dir: Path, *, progress: bool = False):
     """Train ``job`` into ``runs_dir/<key>.npz`` or load it when it is there already."""
-    from dynafit import load
-
-    from ..trainer import TrainResult, clear_checkpoints, load_extras, train_result
-
     path = runs_dir / f"{job.key()}.npz"
     if path.is_file():
         return TrainResult(load(path), load_extras(path))
@@ -171,9 +168,6 @@ def run_experiment(
     atomic_write(
         stem.with_suffix(".png"), lambda tmp: result.figure.savefig(tmp, format="png", dpi=110)
     )
-    import matplotlib.pyplot as plt
-
-    plt.close(result.figure)
     save_json(
         stem.with_suffix(".json"),
         {
@@ -232,6 +226,11 @@ def linspace_param(value: Any, name: str) -> np.ndarray:
     if out.ndim != 1 or out.size == 0:
         raise ValueError(f"{name}: give a non-empty list of numbers, got {value!r}")
     return out
+
+
+def figure(width: float, height: float) -> Figure:
+    """A matplotlib Figure outside pyplot (no global state; freed with its last reference)."""
+    return Figure(figsize=(width, height))
 
 
 def style(ax) -> None:

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from ._base import AbstractExperiment, Job, Result, seeds_of, style
+from ._base import AbstractExperiment, Job, Result, figure, seeds_of, style
 
 
 class AbstractSurvivorsVs(AbstractExperiment):
@@ -43,9 +43,8 @@ class AbstractSurvivorsVs(AbstractExperiment):
                 )
         table = pd.DataFrame(rows)
         stats = table.groupby(self.field)["n_survivors"].agg(["mean", "std", "count"])
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig = figure(5.5, 4)
+        ax = fig.subplots()
         ax.errorbar(
             stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", ms=4, capsize=3
         )

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .._model import init_params
 from ..evaluate import fourier_filter
-from ._base import AbstractExperiment, Job, Result, alive_sets, style
+from ._base import AbstractExperiment, Job, Result, alive_sets, figure, style
 
 
 class Ablation(AbstractExperiment):
@@ -72,9 +72,8 @@ class Ablation(AbstractExperiment):
                 }
             )
         table = pd.DataFrame(rows)
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = figure(6, 4)
+        ax = fig.subplots()
         t = np.arange(1, len(next(iter(curves.values()))[1]) + 1)
         for label, (keep, loss) in curves.items():
             what = "no ablation" if keep is None else "keep " + ", ".join(map(str, keep))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._base import AbstractExperiment, Result, alive_by_final_signal, style
+from ._base import AbstractExperiment, Result, alive_by_final_signal, figure, style
 from .collaboration import SNAPSHOT_DEFAULTS, snapshot_job
 
 
@@ -63,10 +63,8 @@ class CirclePanels(AbstractExperiment):
                 planes.append((k, fft_plane, None))
             rows.append(row)
         table = pd.DataFrame(rows)
-        import matplotlib.pyplot as plt
-
         n = max(len(alive), 1)
-        fig = plt.figure(figsize=(3.0 * max(n, 2), 9))
+        fig = figure(3.0 * max(n, 2), 9)
         grid = fig.add_gridspec(3, max(n, 2))
         ax = fig.add_subplot(grid[0, :])
         t = traj.t + 1

@@ -4,11 +4,12 @@ to one, two or three circles, over training (reference
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
 from ..evaluate import evaluate, fourier_filter, mlp_at
-from ._base import AbstractExperiment, Job, Result, alive_by_final_signal, style
+from ._base import AbstractExperiment, Job, Result, alive_by_final_signal, figure, style
 
 
 def snapshot_job(base, params) -> Job:
@@ -81,10 +82,9 @@ class Collaboration(AbstractExperiment):
                     )
         full_loss, _ = evaluate(mlp, emb)
         table = pd.DataFrame(rows)
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
-        cmap = plt.get_cmap("viridis")
+        fig = figure(12, 3.4)
+        axes = fig.subplots(1, 3, sharey=True)
+        cmap = matplotlib.colormaps["viridis"]
         for ax, (n, base_set) in zip(axes, panels.items()):
             g = table[table["n_circles"] == n]
             for k, gk in g.groupby("k"):

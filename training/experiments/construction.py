@@ -7,7 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._base import AbstractExperiment, Job, Result, alive_sets, linspace_param, seeds_of, style
+from ._base import (
+    AbstractExperiment,
+    Job,
+    Result,
+    alive_sets,
+    figure,
+    linspace_param,
+    seeds_of,
+    style,
+)
 
 
 def construct_embedding(
@@ -107,9 +116,8 @@ class Construction(AbstractExperiment):
                 }
             )
         table = pd.DataFrame(rows)
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig = figure(5.5, 4)
+        ax = fig.subplots()
         ax.plot(table["ratio"], table["rate_largest"], marker="o", ms=3, label="largest")
         ax.plot(table["ratio"], table["rate_second"], marker="o", ms=3, label="second largest")
         style(ax)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from scipy import stats
 
-from ._base import AbstractExperiment, Job, Result, alive_sets, seeds_of, style
+from ._base import AbstractExperiment, Job, Result, alive_sets, figure, seeds_of, style
 
 
 class FittestControlled(AbstractExperiment):
@@ -27,8 +28,6 @@ class FittestControlled(AbstractExperiment):
         return [Job(base.replace(embed_seed=int(e)), seeds) for e in params["embed_seeds"]]
 
     def analyse(self, base, params, results):
-        from scipy import stats
-
         rows = []
         for e, res in zip(params["embed_seeds"], results):
             traj = res.trajectory
@@ -51,9 +50,8 @@ class FittestControlled(AbstractExperiment):
             r, pval = stats.pearsonr(table["init_signal"], table["survival_rate"])
         else:
             r, pval = math.nan, math.nan
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig = figure(5.5, 4)
+        ax = fig.subplots()
         for e, g in table.groupby("embed_seed"):
             ax.scatter(g["init_signal"], g["survival_rate"], s=14, alpha=0.7, label=f"E seed {e}")
         style(ax)

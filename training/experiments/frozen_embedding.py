@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._base import AbstractExperiment, Job, Result, seeds_of, style
+from ._base import AbstractExperiment, Job, Result, figure, seeds_of, style
 
 
 class FrozenEmbedding(AbstractExperiment):
@@ -42,9 +42,8 @@ class FrozenEmbedding(AbstractExperiment):
                         }
                     )
         table = pd.DataFrame(rows)
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps), 3.4), squeeze=False)
+        fig = figure(3.2 * len(steps), 3.4)
+        axes = fig.subplots(1, len(steps), squeeze=False)
         for ax, s in zip(axes[0], steps):
             g = table[table["step"] == s]
             sc = ax.scatter(g["dim"], g["test_loss"], c=g["test_acc"], vmin=0, vmax=1, s=12)

@@ -11,6 +11,7 @@ from ._base import (
     Job,
     Result,
     alive_sets,
+    figure,
     linspace_param,
     seeds_of,
     spectrum_mean,
@@ -74,9 +75,8 @@ class Perturbation(AbstractExperiment):
                     }
                 )
         table = pd.DataFrame(rows)
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig = figure(5.5, 4)
+        ax = fig.subplots()
         for e, g in table.groupby("embed_seed"):
             ax.plot(g["diff"], g["survival_rate"], marker="o", ms=3, label=f"E seed {e}")
         style(ax)
