@@ -17,3 +17,6 @@ timeout "${BENCH_S:-200}" python3 benchmarks/train_throughput.py --seeds "${SEED
   --steps "${STEPS:-1000}" --no-torch --json "$OUT/train_gpu.json"
 timeout "${SURV_S:-330}" python3 benchmarks/gpu_survival.py --seeds "${SURV_SEEDS:-0-255}" \
   --steps "${SURV_STEPS:-30000}" --json "$OUT/survival_gpu.json" --npz "$OUT/survival_gpu.npz"
+# float64 vs float32 (full) vs TF32 on the same seeds, survivors side by side
+timeout "${PREC_S:-400}" python3 benchmarks/precision_survivors.py --out "$OUT/precision" \
+  --seeds "${PREC_SEEDS:-0-1}" --steps "${PREC_STEPS:-30000}" --csv "$OUT/precision_gpu.csv"

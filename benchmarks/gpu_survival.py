@@ -27,6 +27,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30000)
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument(
+        "--matmul-precision",
+        default="highest",
+        help="JAX default matmul precision: highest (full float32) or tensorfloat32 (TF32, "
+        "what JAX's default gives on recent NVIDIA GPUs)",
+    )
     ap.add_argument("--every", type=int, default=100, help="keep every N-th state")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--npz", type=Path, default=None)
@@ -38,7 +44,9 @@ def main() -> None:
     from training import TrainConfig, parse_seeds, train
 
     seeds = parse_seeds(args.seeds)
-    cfg = TrainConfig(steps=args.steps, dim=args.dim, dtype=args.dtype)
+    cfg = TrainConfig(
+        steps=args.steps, dim=args.dim, dtype=args.dtype, matmul_precision=args.matmul_precision
+    ).validate()
     t0 = time.perf_counter()
     traj = train(cfg, seeds, progress=False)
     wall = time.perf_counter() - t0
@@ -52,6 +60,7 @@ def main() -> None:
         "steps": args.steps,
         "dim": args.dim,
         "dtype": args.dtype,
+        "matmul_precision": cfg.matmul_precision,
         "wall_s_including_compile": round(wall, 1),
         "seed_steps_per_s": round(len(seeds) * args.steps / wall, 1),
         "final_test_acc_mean": float(acc.mean()),

@@ -22,10 +22,13 @@
 # a circle's initial signal up makes it more likely to survive; and a linear ODE
 # describes the early dynamics, with an R^2 that depends on the embedding dimension.
 #
-# `dynafit reproduce` trains the sweeps behind them and writes a report; this notebook
-# calls the same functions (`training.reproduce`, `training.analysis`). The small
-# setting is a smoke test (2 seeds, 1000 steps: `reproduce_smoke.toml`); `full` is the
-# paper's scale (`reproduce_full.toml`, GPU or Ray cluster).
+# `dynafit reproduce --only claims` trains the sweeps behind them and writes a report;
+# this notebook calls the same functions (`training.reproduce`, `training.analysis`). The
+# small setting is a smoke test (2 seeds per point, 600 steps: `reproduce_smoke.toml`);
+# `full` is the paper's scale (`reproduce_full.toml`, GPU or Ray cluster). The paper's
+# other experiments (controlled fittest, perturbation curve, two-circle construction,
+# ablation, collaboration, circle panels, frozen embedding, survivors against dim, p and
+# weight decay) are `dynafit reproduce --only NAME` (see the README).
 
 # %%
 import os
@@ -50,7 +53,7 @@ from training import analysis
 from training.reproduce import reproduce
 
 # trains (resuming whatever is already in OUT), analyses, writes OUT/report.md
-summary = reproduce(REPRO_SCALE, OUT, progress=False)
+summary = reproduce(REPRO_SCALE, OUT, only="claims", progress=False)
 summary["setup"]
 
 # %%

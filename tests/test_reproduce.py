@@ -160,7 +160,9 @@ def _finite_numbers(obj):
 @pytest.mark.slow
 def test_reproduce_small_end_to_end(tmp_path):
     out = tmp_path / "repro"
-    assert main(["--scale", "small", "--out", str(out), "--quiet"]) == 0
+    # the claims report; the paper's other experiments have their own smoke test
+    # (tests/test_experiments.py)
+    assert main(["--scale", "small", "--out", str(out), "--only", "claims", "--quiet"]) == 0
     report = (out / "report.md").read_text()
     assert "| claim | paper | ours | figure |" in report
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
@@ -189,5 +191,5 @@ def test_reproduce_small_end_to_end(tmp_path):
         "n/a", ""
     )
     # a second run resumes: nothing trains again
-    assert main(["--scale", "small", "--out", str(out), "--quiet"]) == 0
+    assert main(["--scale", "small", "--out", str(out), "--only", "claims", "--quiet"]) == 0
     assert json.loads((out / "summary.json").read_text())["run"]["blocks_trained"] == 0

@@ -106,11 +106,17 @@ def claims_table(summary: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     r2 = summary["linear_r2_by_dim"]
     w = summary["linear_r2_window"]
-    lasso = ", ".join(f"dim {int(r['dim'])}: {_f(r['lasso_r2_mean'])}" for r in r2)
+    # every one-step R^2 with the same 3 decimals, so that none reads as a win it is not
+    lasso = ", ".join(f"dim {int(r['dim'])}: {_f(r['lasso_r2_mean'], 3)}" for r in r2)
     extra = ""
     if r2 and "dynafit_onestep_r2_mean" in r2[0]:
-        extra = "; dynafit's linear family (sparse, held-out selection): one-step R^2 " + ", ".join(
-            f"{_f(r['dynafit_onestep_r2_mean'])}" for r in r2
+        extra = "; dynafit's linear family (SINDy, threshold chosen by held-out error"
+        if "dynafit_n_terms_mean" in r2[0]:
+            m = int(summary["setup"]["circles"])
+            terms = ", ".join(f"{_f(r['dynafit_n_terms_mean'], 0)}" for r in r2)
+            extra += f"; {terms} of {m * (m + 1)} possible terms"
+        extra += "): one-step R^2 " + ", ".join(
+            f"{_f(r['dynafit_onestep_r2_mean'], 3)}" for r in r2
         )
         diverged = sum(int(r.get("dynafit_diverged_runs") or 0) for r in r2)
         total = sum(int(r.get("runs") or 0) for r in r2)

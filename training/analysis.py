@@ -341,6 +341,8 @@ def r2_by_dim(r2: pd.DataFrame) -> pd.DataFrame:
     stats.columns = [f"{c}_{s}" for c, s in stats.columns]
     if "dynafit_diverged" in r2:
         stats["dynafit_diverged_runs"] = r2.groupby("dim")["dynafit_diverged"].sum().astype(int)
+    if "dynafit_n_terms" in r2:
+        stats["dynafit_n_terms_mean"] = r2.groupby("dim")["dynafit_n_terms"].mean()
     stats["runs"] = r2.groupby("dim").size()
     return stats.reset_index()
 
@@ -481,7 +483,7 @@ def plot_r2_vs_dim(r2: pd.DataFrame) -> Figure:
     labels = {
         "lasso_r2": "Lasso $\\alpha$=0.01 (paper's method)",
         "lstsq_r2": "least squares",
-        "dynafit_onestep_r2": "dynafit linear (sparse), one-step",
+        "dynafit_onestep_r2": "dynafit linear (SINDy, held-out threshold), one-step",
     }
     cols = [c for c in labels if c in r2]
     long = r2.melt(id_vars=["dim"], value_vars=cols, var_name="method", value_name="r2")

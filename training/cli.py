@@ -22,7 +22,7 @@ import dynafit
 from dynafit._io import CHECKPOINTS, MANIFEST, claim_out_dir, save_json
 from dynafit.cli._base import add_out_arguments
 
-from .config import DTYPES, TrainConfig, parse_seeds
+from .config import DTYPES, MATMUL_PRECISIONS, TrainConfig, parse_seeds
 from .trainer import clear_checkpoints, train_result
 
 OUTPUT = "train.npz"
@@ -61,6 +61,10 @@ _HELP = {
     "scale_freqs": "scale the initial signal of frequency K (and p-K); repeat or '3,5'",
     "scale_factor": "factor (%(default)s)",
     "snapshot_every": "keep E every N steps",
+    "snapshot_params": "with --snapshot-every, keep the whole network (embedding and MLP)",
+    "matmul_precision": "JAX's default matmul precision; 'default' or 'tensorfloat32' is TF32 "
+    "on recent NVIDIA GPUs, 'highest' full float32 (default %(default)s; a CPU is full "
+    "float32 always)",
     "chunk": "steps per compiled chunk",
     "checkpoint_every": "multiple of --chunk",
 }
@@ -73,6 +77,8 @@ def _add_option(ap: argparse.ArgumentParser, name: str, default) -> None:
         ap.add_argument(
             "--scale-freq", dest=name, action="append", default=[], metavar="K", help=help
         )
+    elif name == "matmul_precision":
+        ap.add_argument(flag, default=default, choices=MATMUL_PRECISIONS, help=help)
     elif isinstance(default, bool):
         ap.add_argument(flag, action="store_true", help=help)
     else:
@@ -164,7 +170,8 @@ def _run(config: TrainConfig, seeds: list[int], out: Path, *, quiet: bool) -> in
     n_steps = len(seeds) * config.steps
     print(
         f"training {len(seeds)} seed(s) x {config.steps} steps, p={config.p} dim={config.dim} "
-        f"{config.dtype} on {jax.devices()[0].platform} -> {out / OUTPUT}",
+        f"{config.dtype} (matmul precision {config.matmul_precision}) on "
+        f"{jax.devices()[0].platform} -> {out / OUTPUT}",
         flush=True,
     )
     start = time.perf_counter()

@@ -16,6 +16,11 @@ from typing import Any
 __all__ = ["TrainConfig", "parse_seeds"]
 
 DTYPES = ("float32", "float64")
+#: JAX's ``jax_default_matmul_precision`` values the trainer accepts. "highest" (= "float32")
+#: is full float32 matmuls everywhere; "default" lets XLA choose, which on recent NVIDIA
+#: GPUs is TF32 (10-bit mantissa) for float32 inputs, = "tensorfloat32". A CPU computes
+#: float32 matmuls in full float32 whatever this says.
+MATMUL_PRECISIONS = ("highest", "float32", "high", "tensorfloat32", "default", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +39,10 @@ class TrainConfig:
         k and p-k (for each k in scale_freqs) by scale_factor before training.
     snapshot_every: keep the full embedding every N steps (0: none). N must divide
         chunk or be a multiple of it.
+    snapshot_params: with snapshot_every, keep the whole network (embedding and MLP)
+        at the same steps (N must then be a multiple of chunk).
+    matmul_precision: JAX's default matmul precision while training (see
+        ``MATMUL_PRECISIONS``); "highest" makes float32 mean float32 on a GPU too.
     chunk: steps per compiled lax.scan chunk (progress and host transfer between chunks).
     checkpoint_every: steps between checkpoints; a multiple of chunk.
     """
@@ -53,6 +62,8 @@ class TrainConfig:
     scale_freqs: tuple[int, ...] = ()
     scale_factor: float = 1.0
     snapshot_every: int = 0
+    snapshot_params: bool = False
+    matmul_precision: str = "highest"
     chunk: int = 100
     checkpoint_every: int = 1000
 
@@ -110,6 +121,13 @@ class TrainConfig:
         if len(set(self.scale_freqs)) != len(self.scale_freqs):
             raise ValueError(f"scale_freqs lists a frequency twice: {list(self.scale_freqs)}")
         _float(self.scale_factor, "scale_factor")
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise ValueError(
+                f"matmul_precision must be one of {MATMUL_PRECISIONS}, got "
+                f"{self.matmul_precision!r}"
+            )
+        if not isinstance(self.snapshot_params, bool):
+            raise ValueError(f"snapshot_params must be true or false, got {self.snapshot_params!r}")
         _int(self.snapshot_every, "snapshot_every", lo=0)
         _int(self.chunk, "chunk", lo=1)
         _int(self.checkpoint_every, "checkpoint_every", lo=1)
@@ -122,6 +140,11 @@ class TrainConfig:
         if n and self.chunk % n and n % self.chunk:
             raise ValueError(
                 f"snapshot_every ({n}) must divide chunk ({self.chunk}) or be a multiple of it"
+            )
+        if self.snapshot_params and (not n or n % self.chunk):
+            raise ValueError(
+                f"snapshot_params needs snapshot_every to be a multiple of chunk ({self.chunk}), "
+                f"got {n}"
             )
         return self
 

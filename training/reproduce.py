@@ -11,6 +11,13 @@ functions notebook 03 calls), and writes into DIR:
 - ``summary.json``: every number of the report; ``circles.csv`` and ``linear_r2.csv``:
   the tables behind them; ``reproduce.json``: what was run.
 
+The paper's other experiments (:mod:`training.experiments`: controlled fittest,
+perturbation curve, two-circle construction, ablation, collaboration, circle panels,
+frozen embedding, survivors against dim, p and weight decay) run from
+``training/specs/paper/<scale>.toml`` into ``DIR/<name>/`` (one table, one figure, one
+JSON each; their trainings in ``DIR/_runs/``). ``--only NAME,...`` picks experiments;
+``claims`` is the report above.
+
 Running the same command again resumes the sweep (finished blocks are skipped) and
 redoes the analysis. ``smoke`` is the notebook's minute-long setting, ``small`` a few
 minutes on 2 CPU cores, ``full`` the paper's scale for GPUs or a Ray cluster.
@@ -41,7 +48,7 @@ from dynafit.cli._base import (
     check_backend_arguments,
 )
 
-from . import analysis
+from . import analysis, experiments
 from ._claims import FIGURES, claims_table, write_report
 from .sweep import load_experiments, run_experiments
 
@@ -72,17 +79,43 @@ def reproduce(
     overwrite: bool = False,
     progress: bool = True,
     spec: str | Path | None = None,
+    only: str | Sequence[str] | None = None,
+    matmul_precision: str | None = None,
 ) -> dict[str, Any]:
     """Train the sweeps of ``scale`` into ``out`` (resuming), analyse, write the report.
 
-    Returns the summary (the numbers of ``report.md``). ``spec`` replaces the shipped
+    ``only`` (comma list or names) picks ``claims`` (the report) and experiments of
+    :mod:`training.experiments`; all by default. ``matmul_precision`` overrides the
+    paper experiments' trainer option. Returns the summary (the numbers of
+    ``report.md``) with the experiments' headlines under ``"experiments"``. ``spec`` replaces the shipped
     spec of ``scale`` (a file with the same experiments). A failed block is a
     ``RuntimeError`` after the others finished (rerun to retry); bad arguments, a spec
     or folder the sweep engine refuses, are ``ValueError``s before anything trains.
     """
     spec = Path(spec) if spec is not None else spec_path(scale)
     out = Path(out)
+    paper_spec = experiments.spec_path(scale)
+    names = ["claims"] + list(experiments.load_spec(paper_spec, experiments.EXPERIMENTS))
+    chosen = experiments.select(names, only)
     _check_record(out, scale, spec, overwrite)
+    summary: dict[str, Any] = {}
+    if "claims" in chosen:
+        summary = _claims(scale, out, spec, backend, address, workers, overwrite, progress)
+    rest = [n for n in chosen if n != "claims"]
+    if rest:
+        if not (out / RECORD).is_file():
+            save_json(
+                out / RECORD,
+                {"schema": RECORD_SCHEMA, "scale": scale, "spec": str(spec), "backend": backend},
+            )
+        summary["experiments"] = experiments.run(
+            paper_spec, out, only=rest, matmul_precision=matmul_precision, progress=progress
+        )
+    return summary
+
+
+def _claims(scale, out, spec, backend, address, workers, overwrite, progress) -> dict[str, Any]:
+    """The claims report: train the sweeps of ``spec``, then :func:`analyse`."""
     t0 = time.perf_counter()
     results = run_experiments(
         spec,
@@ -345,6 +378,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_out_arguments(parser, required=True, help="output folder")
     add_backend_arguments(parser)
     parser.add_argument("--spec", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only",
+        default=None,
+        metavar="NAME,...",
+        help="run only these: 'claims' (the report) and/or experiments of "
+        "training/specs/paper/<scale>.toml (fittest_controlled, perturbation, construction, "
+        "ablation, collaboration, circle_panels, frozen_embedding, survivors_dim, "
+        "survivors_p, survivors_wd)",
+    )
+    parser.add_argument(
+        "--matmul-precision",
+        default=None,
+        help="JAX default matmul precision for the experiments' trainings (default: the "
+        "spec's, 'highest'); 'tensorfloat32' is TF32 on a GPU",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     check_backend_arguments(parser, args)
@@ -356,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             progress=not args.quiet,
             spec=args.spec,
+            only=args.only,
+            matmul_precision=args.matmul_precision,
         )
     except (ValueError, ImportError) as err:
         print(f"dynafit reproduce: error: {err}", file=sys.stderr)
@@ -364,9 +414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dynafit reproduce: {err}", file=sys.stderr)
         return 1
     print()
-    for claim, _, ours, _ in claims_table(summary):
-        print(f"- {claim}: {ours}")
-    print(f"\nreport: {Path(args.out) / 'report.md'}")
+    if "setup" in summary:
+        for claim, _, ours, _ in claims_table(summary):
+            print(f"- {claim}: {ours}")
+        print(f"\nreport: {Path(args.out) / 'report.md'}")
+    for name, headline in summary.get("experiments", {}).items():
+        print(f"- {name}: {json.dumps(headline)}")
+        print(f"  {Path(args.out) / name / name}.csv, .png")
     return 0
 
 

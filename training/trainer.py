@@ -34,6 +34,7 @@ __all__ = ["TrainResult", "train", "train_result", "clear_checkpoints", "load_ex
 CHECKPOINT_SCHEMA = "training.checkpoint/1"
 EXTRA_PREFIX = "extra__"
 _AUX = ("s0", "train_loss", "test_loss", "train_acc", "test_acc")
+_MLP_LAYERS = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,8 @@ class TrainResult:
       ``final_grad_signal`` (R, m+1): the same after the last step.
       ``final_embedding`` (R, p, dim): E after the last step.
       ``snapshot_steps`` (n,) and ``embeddings`` (R, n, p, dim): only with snapshot_every.
+      ``params__w1`` ... ``params__b3`` (R, n, ...): the MLP at the same steps, only with
+      snapshot_params (the layers as :class:`training._model.Net` stores them).
     """
 
     trajectory: Trajectory
@@ -90,12 +93,36 @@ def train_result(
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool = True,
     fault_hook: Callable[[int], None] | None = None,
+    init_embeddings: np.ndarray | None = None,
 ) -> TrainResult:
-    """:func:`train`, also returning the extras (final embedding, snapshots, init gradient)."""
+    """:func:`train`, also returning the extras (final embedding, snapshots, init gradient).
+
+    ``init_embeddings`` (R, p, dim), one per seed, replaces the drawn initial embeddings
+    (rounded to float32 like every initial draw; ``scale_freqs`` still applies on top);
+    the MLP and the split still come from each run's seeds. The paper's constructed and
+    ablated initialisations use it. Training runs under JAX's default matmul precision
+    ``config.matmul_precision``.
+    """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     config.validate()
     seeds = parse_seeds(seeds)
+    if init_embeddings is not None:
+        init_embeddings = np.asarray(init_embeddings)
+        want = (len(seeds), config.p, config.dim)
+        if init_embeddings.shape != want:
+            raise ValueError(
+                f"init_embeddings must have shape (seeds, p, dim) = {want}, got "
+                f"{init_embeddings.shape}"
+            )
+        if not np.isfinite(init_embeddings).all():
+            raise ValueError("init_embeddings holds NaN or inf")
+        init_embeddings = init_embeddings.astype(np.float32)
+    with jax.default_matmul_precision(config.matmul_precision):
+        return _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embeddings)
+
+
+def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embeddings):
     if config.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(
             "dtype float64 needs 64-bit JAX, chosen at process start: set JAX_ENABLE_X64=1 "
@@ -110,12 +137,18 @@ def train_result(
         freeze_embedding=config.freeze_embedding,
     )
     labels = _model.labels(config.p)
-    state, split = _init(config, seeds, static, dtype)
+    state, split = _init(config, seeds, static, dtype, init_embeddings)
     _, init_grad = _probe(state[0], split, labels, static)
 
     steps, m = config.steps, config.n_circles
     hist = _History(len(seeds), steps, m, dtype, config.snapshot_every, config.p, config.dim)
-    ckpt = _Checkpointer(checkpoint_dir, config, seeds) if checkpoint_dir is not None else None
+    if config.snapshot_params:
+        hist.add_params(state[0])
+    ckpt = (
+        _Checkpointer(checkpoint_dir, config, seeds, init_embeddings)
+        if checkpoint_dir is not None
+        else None
+    )
     start = 0
     if ckpt is not None:
         resumed = ckpt.load(state)
@@ -124,7 +157,9 @@ def train_result(
             ckpt.load_history(hist, start)
 
     every = config.snapshot_every
-    block = every if every and config.chunk % every == 0 else None  # snapshots in-scan
+    # snapshots in-scan, except with snapshot_params (the whole net, between chunks)
+    in_scan = every and config.chunk % every == 0 and not config.snapshot_params
+    block = every if in_scan else None
     bar = _progress(progress, steps, start, len(seeds))
 
     def pull(pending) -> None:  # chunk results to host; the bar counts finished steps
@@ -138,7 +173,7 @@ def train_result(
         while t < steps:
             length = min(config.chunk, steps - t)
             if every and block is None and t % every == 0:
-                hist.put_snapshot(t, np.asarray(state[0].embedding))
+                hist.put_snapshot(t, np.asarray(state[0].embedding), state[0])
             state, out = _run_chunk(state, split, labels, static, length, block)
             if pending is not None:  # pull the previous chunk while this one runs
                 pull(pending)
@@ -159,7 +194,7 @@ def train_result(
     hist.put_record(steps, jax.tree_util.tree_map(np.asarray, final))
     final_embedding = np.asarray(state[0].embedding)
     if every and steps % every == 0:
-        hist.put_snapshot(steps, final_embedding)
+        hist.put_snapshot(steps, final_embedding, state[0])
 
     extras = {
         "init_grad_signal": np.asarray(init_grad),
@@ -169,15 +204,17 @@ def train_result(
     if every:
         extras["snapshot_steps"] = hist.snapshot_steps
         extras["embeddings"] = hist.embeddings
+    for name, arr in hist.params.items():
+        extras[f"params__{name}"] = arr
     return TrainResult(_trajectory(config, seeds, hist), extras)
 
 
 # ------------------------------------------------------------------ compiled parts
-def _init(config: TrainConfig, seeds: list[int], static: Static, dtype):
+def _init(config: TrainConfig, seeds: list[int], static: Static, dtype, init_embeddings=None):
     """Stacked initial (net, optimizer state) and splits for all runs (leading axis R)."""
     projector = _model.intervention_projector(config.p, config.scale_freqs, config.scale_factor)
     params, masks = [], []
-    for seed in seeds:  # host-side draws, once per run (never inside the loop)
+    for r, seed in enumerate(seeds):  # host-side draws, once per run (never inside the loop)
         s = config.run_seeds(seed)
         params.append(
             _model.init_params(
@@ -189,6 +226,11 @@ def _init(config: TrainConfig, seeds: list[int], static: Static, dtype):
                 projector=projector,
             )
         )
+        if init_embeddings is not None:
+            e = init_embeddings[r]
+            if projector is not None:
+                e = (projector @ e.astype(np.float64)).astype(np.float32)
+            params[-1]["embedding"] = e
         masks.append(_model.init_mask(s["split_seed"], p=config.p, n_train=static.n_train))
     nets = _model.Net(
         **{k: jnp.asarray(np.stack([q[k] for q in params]), dtype) for k in params[0]}
@@ -261,6 +303,14 @@ class _History:
         n_snap = steps // snapshot_every + 1 if snapshot_every else 0
         self.snapshot_steps = np.arange(n_snap, dtype=np.int64) * max(snapshot_every, 1)
         self.embeddings = np.zeros((R, n_snap, p, dim), dtype) if snapshot_every else None
+        self.params: dict[str, np.ndarray] = {}
+
+    def add_params(self, nets) -> None:
+        """Also keep the MLP's layers at every snapshot (``snapshot_params``)."""
+        n_snap = self.snapshot_steps.shape[0]
+        for name in _MLP_LAYERS:
+            leaf = np.asarray(getattr(nets, name))
+            self.params[name] = np.zeros((leaf.shape[0], n_snap) + leaf.shape[1:], leaf.dtype)
 
     def put_record(self, t0: int, record: Record) -> None:
         """Records of shape (n, R, ...) (or (R, ...) for one row) starting at row t0."""
@@ -273,9 +323,12 @@ class _History:
         for key in _AUX[1:]:
             self.series[key][:, t0 : t0 + n] = np.asarray(getattr(record, key)).T
 
-    def put_snapshot(self, t: int, embedding: np.ndarray) -> None:
+    def put_snapshot(self, t: int, embedding: np.ndarray, nets=None) -> None:
         if t % self.every == 0:
             self.embeddings[:, t // self.every] = embedding
+            if self.params and nets is not None:
+                for name, arr in self.params.items():
+                    arr[:, t // self.every] = np.asarray(getattr(nets, name))
 
     def put(self, t0: int, out, block: int | None) -> None:
         parts = out if isinstance(out, list) else [out]
@@ -296,6 +349,7 @@ class _History:
             idx = (self.snapshot_steps >= a) & (self.snapshot_steps < b)
             out["snapshot_steps"] = self.snapshot_steps[idx]
             out["embeddings"] = self.embeddings[:, idx]
+            out.update({f"params__{k}": v[:, idx] for k, v in self.params.items()})
         return out
 
     def set_rows(self, a: int, arrays: dict[str, np.ndarray]) -> None:
@@ -306,11 +360,18 @@ class _History:
         if self.every:
             for i, t in enumerate(arrays["snapshot_steps"]):
                 self.embeddings[:, int(t) // self.every] = arrays["embeddings"][:, i]
+                for k, v in self.params.items():
+                    v[:, int(t) // self.every] = arrays[f"params__{k}"][:, i]
 
 
 # ------------------------------------------------------------------ checkpoints
-def _key(config: TrainConfig, seeds: list[int]) -> str:
-    text = json.dumps({"config": config.to_dict(), "seeds": seeds}, sort_keys=True)
+def _key(config: TrainConfig, seeds: list[int], init_embeddings=None) -> str:
+    what = {"config": config.to_dict(), "seeds": seeds}
+    if init_embeddings is not None:  # a given initial embedding is part of the run
+        what["init_embeddings"] = hashlib.sha256(
+            np.ascontiguousarray(init_embeddings, np.float32).tobytes()
+        ).hexdigest()
+    text = json.dumps(what, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -319,11 +380,11 @@ class _Checkpointer:
     ``.npz`` history segments in ``directory``; ``key`` hashes config and seeds, so
     several blocks can share one folder."""
 
-    def __init__(self, directory, config: TrainConfig, seeds: list[int]):
+    def __init__(self, directory, config: TrainConfig, seeds: list[int], init_embeddings=None):
         self.dir = Path(directory)
         self.config = config
         self.seeds = seeds
-        self.key = _key(config, seeds)
+        self.key = _key(config, seeds, init_embeddings)
         self.meta_path = self.dir / f"train-{self.key}.json"
 
     def _read_meta(self) -> dict | None:
@@ -383,10 +444,13 @@ class _Checkpointer:
 
 
 def clear_checkpoints(
-    checkpoint_dir: str | os.PathLike, config: TrainConfig, seeds: str | int | Iterable[int]
+    checkpoint_dir: str | os.PathLike,
+    config: TrainConfig,
+    seeds: str | int | Iterable[int],
+    init_embeddings: np.ndarray | None = None,
 ) -> None:
-    """Delete the checkpoint files of (config, seeds) in ``checkpoint_dir``."""
-    key = _key(config, parse_seeds(seeds))
+    """Delete the checkpoint files of (config, seeds[, init_embeddings]) in ``checkpoint_dir``."""
+    key = _key(config, parse_seeds(seeds), init_embeddings)
     directory = Path(checkpoint_dir)
     if directory.is_dir():
         for path in directory.glob(f"train-{key}.*"):
@@ -453,6 +517,7 @@ def _trajectory(config: TrainConfig, seeds: list[int], hist: _History) -> Trajec
                     hist.series["train_loss"][r], hist.series["train_acc"][r]
                 ),
                 **plat,
+                "matmul_precision": config.matmul_precision,
                 "jax_version": jax.__version__,
             }
         )
