@@ -153,6 +153,20 @@ class MonomialFamily(AbstractFamily):
         return f"MonomialFamily({self.name!r}, {len(self.term_exponents)} terms)"
 
 
+def check_positive(family: str, x: np.ndarray, names: Sequence[str]) -> None:
+    """``ValueError`` naming the variables of ``x`` (..., m) that are not strictly positive,
+    for families whose prefactor g_i(x) = x_i divides the derivative."""
+    flat = np.asarray(x).reshape(-1, np.shape(x)[-1])
+    bad = np.flatnonzero((flat <= 0).any(axis=0))
+    if bad.size:
+        which = [names[i] for i in bad]
+        raise ValueError(
+            f"{family} needs strictly positive values; variable(s) {which} reach "
+            f"{flat[:, bad].min():g} (first: {names[bad[0]]!r}). Use another family or "
+            "shift/select the data."
+        )
+
+
 def expanded_terms(family: AbstractFamily, symbols: Sequence[sympy.Symbol]) -> tuple:
     """``family.terms(symbols)`` with its shared quantities (:meth:`AbstractFamily.shared`)
     substituted: expressions over ``symbols`` alone, as they are integrated."""

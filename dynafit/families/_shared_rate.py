@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ._base import AbstractFamily
+from ._base import AbstractFamily, check_positive
 
 
 def _weights_tuple(weights: Any, rank: int) -> tuple[tuple[float, ...], ...] | None:
@@ -158,15 +158,7 @@ class AbstractSharedRateFamily(AbstractFamily):
             self.weight_matrix(x.shape[-1])
         if not self.per_capita:
             return
-        flat = x.reshape(-1, x.shape[-1])
-        bad = np.flatnonzero((flat <= 0).any(axis=0))
-        if bad.size:
-            which = [names[i] for i in bad]
-            raise ValueError(
-                f"{self.name} needs strictly positive values; variable(s) {which} reach "
-                f"{flat[:, bad].min():g} (first: {names[bad[0]]!r}). Use another family or "
-                "shift/select the data."
-            )
+        check_positive(self.name, x, names)
 
     def __repr__(self) -> str:
         fitted = "fitted weights" if self.weights is not None else "unfitted"

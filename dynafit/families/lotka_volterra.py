@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import sympy
 
-from ._base import AbstractFamily, register
+from ._base import AbstractFamily, check_positive, register
 
 
 @register
@@ -26,13 +26,4 @@ class LotkaVolterra(AbstractFamily):
         return tuple(symbols)
 
     def validate(self, x: np.ndarray, names: Sequence[str]) -> None:
-        x = np.asarray(x)
-        flat = x.reshape(-1, x.shape[-1])
-        bad = np.flatnonzero((flat <= 0).any(axis=0))
-        if bad.size:
-            which = [names[i] for i in bad]
-            raise ValueError(
-                f"lotka_volterra needs strictly positive values; variable(s) {which} reach "
-                f"{flat[:, bad].min():g} (first: {names[bad[0]]!r}). Use another family or "
-                "shift/select the data."
-            )
+        check_positive("lotka_volterra", x, names)
