@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from training.reproduce import _circle_model_lines, circle_model_summary
+from training._claims import _circle_model_lines
+from training.reproduce import circle_model_summary
 
 
 def test_circle_model_summary_and_report_lines():
