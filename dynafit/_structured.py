@@ -140,13 +140,7 @@ def fit_structured(
         return model
 
     # ---- trajectory matching: every parameter, through diffrax
-    start_ys, _ = rollout(
-        model.field,
-        np.broadcast_to(model.coefficients, (R, *model.coefficients.shape)),
-        x[:, 0],
-        traj.t,
-    )
-    start_r2 = float(np.mean(r2(x, start_ys)))
+    start_ys, start_r2 = _rollout_runs(model, x, traj.t)
     hs = opts["horizons"]
     if isinstance(hs, str) and hs == "auto":  # shorter first where the start blows up
         hs = _auto_horizons(start_ys, x, T)
@@ -202,13 +196,7 @@ def fit_structured(
     new_r2 = start_r2
     if res.best_step > 0 and all(np.all(np.isfinite(a)) for a in found):
         cand = _model(family, traj.names, *found, record)
-        ys, _ = rollout(
-            cand.field,
-            np.broadcast_to(cand.coefficients, (R, *cand.coefficients.shape)),
-            x[:, 0],
-            traj.t,
-        )
-        cand_r2 = float(np.mean(r2(x, ys)))
+        _, cand_r2 = _rollout_runs(cand, x, traj.t)
         if cand_r2 > start_r2 or (not np.isfinite(start_r2) and np.isfinite(cand_r2)):
             improved, new_r2, model = True, cand_r2, cand
     if res.stopped is not None and res.stopped.startswith("non-finite"):
@@ -225,6 +213,14 @@ def fit_structured(
         "seconds": round(res.seconds + seconds_ls, 3),
     }
     return model.with_coefficients(model.coefficients, variant="matched", refine=info)
+
+
+def _rollout_runs(model: Model, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
+    """``model``'s rollouts from every run's first state of ``x`` (R, T, m), and their
+    rollout R^2 averaged over runs and variables."""
+    xi = np.broadcast_to(model.coefficients, (x.shape[0], *model.coefficients.shape))
+    ys, _ = rollout(model.field, xi, x[:, 0], t)
+    return ys, float(np.mean(r2(x, ys)))
 
 
 def _model(family, names, e, c, d, U, V, record) -> Model:

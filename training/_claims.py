@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,23 +144,26 @@ def _circle_model_lines(cm: Mapping[str, Any]) -> list[str]:
         "integrated to the end of the run from the state at W; the count is the model's "
         "own except where the baseline is told k (`dynafit.early_window_table`):",
         "",
-        "| candidate | " + " | ".join(f"W = {w:g}" for w in cm["windows"]) + " |",
-        "|---|" + "---|" * len(cm["windows"]),
+        *_candidate_table(cm["survivor_f1"], [f"W = {w:g}" for w in cm["windows"]]),
     ]
-    for name, vals in cm["survivor_f1"].items():
-        lines.append(f"| {name} | " + " | ".join(_f(v) for v in vals) + " |")
     if cm.get("forecast_skill"):
         lines += [
             "",
             "Forecast skill against persistence (1 - RMSE / RMSE of holding the state at "
             "the forecast start), by horizon:",
             "",
-            "| candidate | " + " | ".join(f"h = {h:g}" for h in cm["horizons"]) + " |",
-            "|---|" + "---|" * len(cm["horizons"]),
+            *_candidate_table(cm["forecast_skill"], [f"h = {h:g}" for h in cm["horizons"]]),
         ]
-        for name, vals in cm["forecast_skill"].items():
-            lines.append(f"| {name} | " + " | ".join(_f(v) for v in vals) + " |")
     return lines + [""]
+
+
+def _candidate_table(values: Mapping[str, Sequence[Any]], columns: Sequence[str]) -> list[str]:
+    """Markdown lines of a table with one row per candidate: ``values[name]`` under
+    ``columns``."""
+    lines = ["| candidate | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, vals in values.items():
+        lines.append(f"| {name} | " + " | ".join(_f(v) for v in vals) + " |")
+    return lines
 
 
 def write_report(path: str | Path, summary: Mapping[str, Any]) -> Path:
