@@ -126,6 +126,40 @@ def test_resumed_equals_uninterrupted(base, tmp_path):
     assert seen == [] and np.array_equal(again.x, base.trajectory.x)
 
 
+def test_run_saved_before_a_later_field_existed_still_resumes(base, tmp_path, capsys):
+    """A checkpoint and manifest written before ``matmul_precision`` and
+    ``snapshot_params`` existed are the same run as a command leaving them at default."""
+    from training.config import LATER_FIELDS
+
+    out = tmp_path / "runs"
+    ckpt = out / ".checkpoints"
+    with pytest.raises(RuntimeError):
+        train_result(C, SEEDS, checkpoint_dir=ckpt, progress=False, fault_hook=_crash_at(80))
+    old = {k: v for k, v in C.to_dict().items() if k not in LATER_FIELDS}  # the old format
+    for meta in ckpt.glob("*.json"):
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "config": old}))
+    manifest = {"kind": "dynafit.train/1", "config": old, "seeds": SEEDS, "status": "running"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+    seen = []
+    resumed = train_result(C, SEEDS, checkpoint_dir=ckpt, progress=False, fault_hook=seen.append)
+    assert seen == [120]  # trained only the steps after the old checkpoint at 80
+    np.testing.assert_array_equal(resumed.trajectory.x, base.trajectory.x)
+    assert cli_main([*CLI_ARGS, "--seeds", "0-1", "--out", str(out)]) == 0  # not refused
+    np.testing.assert_array_equal(dynafit.load(out / "train.npz").x, base.trajectory.x)
+    # set away from its default, a later field makes another run
+    assert not C.replace(matmul_precision="default").same_run(old)
+    assert C.same_run(old) and not C.same_run({"p": "eleven"}) and not C.same_run(None)
+
+
+def _crash_at(at):
+    def crash(step):
+        if step == at:
+            raise RuntimeError("interrupted")
+
+    return crash
+
+
 def test_vmapped_seeds_equal_separate_runs(base):
     cfg = C.replace(snapshot_every=0)
     for r, seed in enumerate(SEEDS):

@@ -124,7 +124,7 @@ def _check_existing(out: Path, config: TrainConfig, seeds: list[int], overwrite:
     """'new', 'resume' or 'done' (the one ``--out`` rule of :func:`dynafit._io.claim_out_dir`)."""
 
     def differs(previous: dict) -> str | None:
-        if previous.get("config") == config.to_dict() and previous.get("seeds") == seeds:
+        if config.same_run(previous.get("config")) and previous.get("seeds") == seeds:
             return None
         return "a run with a different config or seeds"
 

@@ -21,6 +21,11 @@ DTYPES = ("float32", "float64")
 #: GPUs is TF32 (10-bit mantissa) for float32 inputs, = "tensorfloat32". A CPU computes
 #: float32 matmuls in full float32 whatever this says.
 MATMUL_PRECISIONS = ("highest", "float32", "high", "tensorfloat32", "default", "bfloat16")
+#: Fields added after runs were first saved. At their default (the behaviour from before
+#: they existed) they stay out of a run's identity, so a run saved or checkpointed before
+#: a field existed is still recognised, and resumed, by a command that leaves it at its
+#: default.
+LATER_FIELDS = ("snapshot_params", "matmul_precision")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +173,23 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["scale_freqs"] = list(self.scale_freqs)
         return d
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same run: :meth:`to_dict` less the ``LATER_FIELDS``
+        left at their defaults (hashed into checkpoint names, compared on resume)."""
+        d = self.to_dict()
+        for f in dataclasses.fields(self):
+            if f.name in LATER_FIELDS and d[f.name] == f.default:
+                del d[f.name]
+        return d
+
+    def same_run(self, saved: Any) -> bool:
+        """Whether a saved config dict (a manifest's or checkpoint's) describes this run;
+        a dict that is not a config at all is simply not the same run."""
+        try:
+            return type(self).from_dict(saved).identity() == self.identity()
+        except (TypeError, ValueError):
+            return False
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:

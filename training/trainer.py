@@ -366,7 +366,7 @@ class _History:
 
 # ------------------------------------------------------------------ checkpoints
 def _key(config: TrainConfig, seeds: list[int], init_embeddings=None) -> str:
-    what = {"config": config.to_dict(), "seeds": seeds}
+    what = {"config": config.identity(), "seeds": seeds}
     if init_embeddings is not None:  # a given initial embedding is part of the run
         what["init_embeddings"] = hashlib.sha256(
             np.ascontiguousarray(init_embeddings, np.float32).tobytes()
@@ -393,7 +393,7 @@ class _Checkpointer:
         meta = load_json(self.meta_path)
         if not isinstance(meta, dict) or meta.get("schema") != CHECKPOINT_SCHEMA:
             raise ValueError(f"{self.meta_path}: not a training checkpoint; delete it to restart")
-        if meta.get("config") != self.config.to_dict() or meta.get("seeds") != self.seeds:
+        if not self.config.same_run(meta.get("config")) or meta.get("seeds") != self.seeds:
             raise ValueError(f"{self.meta_path}: checkpoint is for another config or seeds")
         return meta
 
