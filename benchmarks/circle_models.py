@@ -18,27 +18,40 @@ holding the value at 1000), at horizons 50..1000.
 Both through ``dynafit.early_window_table``. Candidates: ``mean_field_lv`` with and
 without the inflow term, ``low_rank_lv`` rank 1 with the inflow, ``low_rank_linear``
 rank 2 (each fitted on derivatives, then matched to the window's trajectory for
-``--steps`` steps); the default linear fit; plain least-squares linear (threshold 0).
+``--steps`` steps); the default linear fit; plain least-squares linear (threshold 0);
+"start validated": ``dynafit.fit_recent``, the fit's start chosen by a forecast of the
+window's last fifth (from 0, or the last half, quarter or eighth of the rest).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 import pandas as pd
 
 
 def candidates(steps: int) -> dict:
+    import dynafit
     from dynafit.families import LowRankLinear, LowRankLV, MeanFieldLV
 
     return {
+        "mean_field_lv+inflow, start validated": functools.partial(
+            dynafit.fit_recent, family=MeanFieldLV(offset=True), steps=steps
+        ),
+        "mean_field_lv, start validated": functools.partial(
+            dynafit.fit_recent, family=MeanFieldLV(), steps=steps
+        ),
         "mean_field_lv+inflow": (MeanFieldLV(offset=True), {"steps": steps}),
         "mean_field_lv": (MeanFieldLV(), {"steps": steps}),
         "low_rank_lv r1+inflow": (LowRankLV(rank=1, offset=True), {"steps": steps}),
         "low_rank_linear r2": (LowRankLinear(rank=2), {"steps": steps}),
         "linear (defaults)": ("linear", {}),
         "linear least squares": ("linear", {"threshold": 0.0}),
+        "linear least squares, start validated": functools.partial(
+            dynafit.fit_recent, family="linear", threshold=0.0
+        ),
     }
 
 

@@ -12,6 +12,7 @@ from ._postfit import fit_ensemble as fit_ensemble
 from ._postfit import fit_stable as fit_stable
 from ._postfit import plot_inclusion as plot_inclusion
 from ._postfit import refine as refine
+from ._recent import fit_recent as fit_recent
 from ._selection import plot_r2_vs_dim as plot_r2_vs_dim
 from ._selection import summarize_runs as summarize_runs
 from ._survival import actual_survivors as actual_survivors

@@ -141,7 +141,8 @@ def _number(v: Any, what: str) -> float:
 
 
 #: the candidates of :func:`early_window_table` by default: name -> (family, fit options)
-DEFAULT_CANDIDATES: dict[str, tuple[Any, dict[str, Any]]] = {
+#: (a candidate may also be a function from a Trajectory to a Model)
+DEFAULT_CANDIDATES: dict[str, Any] = {
     "mean_field_lv": ("mean_field_lv", {}),
     "linear": ("linear", {}),
     "linear least squares": ("linear", {"threshold": 0.0}),
@@ -151,7 +152,7 @@ DEFAULT_CANDIDATES: dict[str, tuple[Any, dict[str, Any]]] = {
 def early_window_table(
     traj: Trajectory,
     windows: Sequence[float] = (100, 200, 500, 1000),
-    candidates: dict[str, tuple[Any, dict[str, Any]]] | None = None,
+    candidates: dict[str, Any] | None = None,
     *,
     until: float | None = None,
     forecast_window: float | None = 1000.0,
@@ -161,8 +162,10 @@ def early_window_table(
     """Survivors and forecasts from the early window, by fit window and candidate model.
 
     For every run of ``traj`` and window 0..W in ``windows``, every candidate
-    (``name -> (family, fit options)``, default :data:`DEFAULT_CANDIDATES`) is fitted
-    on the window and :func:`compare_survivors` predicts the survivors at ``until``
+    (``name -> (family, fit options)`` for :func:`dynafit.fit`, or ``name -> function``
+    of the window's Trajectory returning a Model, such as a ``functools.partial`` of
+    :func:`dynafit.fit_recent`; default :data:`DEFAULT_CANDIDATES`) is fitted on the
+    window and :func:`compare_survivors` predicts the survivors at ``until``
     (default: the run's last time). With ``forecast_window`` (F), each candidate fitted
     on 0..F also forecasts from the state at F over ``horizons`` (those that fit in the
     runs): relative RMSE (forecast RMSE / RMS of the data over the horizon) and skill
@@ -181,6 +184,12 @@ def early_window_table(
     candidates = DEFAULT_CANDIDATES if candidates is None else dict(candidates)
     if not candidates:
         raise ValueError("early_window_table needs at least one candidate")
+    for name, spec in candidates.items():
+        if not (callable(spec) or (isinstance(spec, tuple) and len(spec) == 2)):
+            raise ValueError(
+                f"candidate {name!r} must be (family, fit options) or a function of a "
+                f"Trajectory returning a Model, got {spec!r}"
+            )
     windows = [_number(w, "window") for w in windows]
     if not windows and forecast_window is None:
         raise ValueError("early_window_table needs a window or a forecast_window")
@@ -199,9 +208,9 @@ def early_window_table(
         for W in windows:
             win = run.window(t_start, W)
             table = None
-            for name, (family, options) in candidates.items():
+            for name, spec in candidates.items():
                 t0 = time.perf_counter()
-                model = fit(win, family, **options)
+                model = _fit_candidate(spec, win)
                 seconds = time.perf_counter() - t0
                 table = compare_survivors(model, run, end, t=W).set_index("method")
                 inside = float(np.mean(model.score(win)["rollout_r2"]))
@@ -245,9 +254,9 @@ def early_window_table(
         if not hs:
             continue
         train = run.window(t_start, F)
-        for name, (family, options) in candidates.items():
+        for name, spec in candidates.items():
             t0 = time.perf_counter()
-            model = fit(train, family, **options)
+            model = _fit_candidate(spec, train)
             seconds = time.perf_counter() - t0
             for h in hs:
                 sc = model.score(run.window(t_start, F + h), horizon=h)
@@ -282,6 +291,13 @@ def early_window_table(
                 }
             )
     return pd.DataFrame(surv_rows), pd.DataFrame(fc_rows)
+
+
+def _fit_candidate(spec: Any, traj: Trajectory) -> Any:
+    if callable(spec):
+        return spec(traj)
+    family, options = spec
+    return fit(traj, family, **options)
 
 
 def params_per_variable(model: Any) -> float:

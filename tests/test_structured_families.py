@@ -1,6 +1,7 @@
 """The shared-rate families (mean-field and low-rank Lotka-Volterra, low-rank linear) and
 survivors against the rank baselines."""
 
+import functools
 import json
 
 import numpy as np
@@ -286,12 +287,19 @@ def test_competitive_matching_keeps_signs(mean_field_data):
 
 @pytest.mark.slow
 def test_early_window_table(competition):
-    cands = {"mf": ("mean_field_lv", {"steps": 0}), "lsq": ("linear", {"threshold": 0.0})}
+    cands = {
+        "mf": ("mean_field_lv", {"steps": 0}),
+        "lsq": ("linear", {"threshold": 0.0}),
+        # a candidate may be any function of the window's data that returns a Model
+        "mf recent": functools.partial(dynafit.fit_recent, family="mean_field_lv", steps=0),
+    }
     surv, fc = dynafit.early_window_table(
         competition, (10,), cands, forecast_window=10.0, horizons=(20,)
     )
-    assert set(surv["candidate"]) == {"mf", "lsq", "alive at W", "top-k at W (told k)"}
-    assert len(surv) == 4
+    assert set(surv["candidate"]) == {"mf", "lsq", "mf recent", "alive at W", "top-k at W (told k)"}
+    assert len(surv) == 5
+    recent = fc[fc["candidate"] == "mf recent"]
+    assert len(recent) == 1 and float(recent["skill"].iloc[0]) > 0.9
     mf = surv[surv["candidate"] == "mf"].set_index("window")
     assert mf.loc[10.0, "f1"] == 1.0 and mf.loc[10.0, "params_per_variable"] == 3.0
     assert set(fc["horizon"]) == {20.0}
@@ -301,6 +309,11 @@ def test_early_window_table(competition):
     assert float(good["skill"].iloc[0]) > 0.9  # the true model family beats persistence
     with pytest.raises(ValueError, match="window end"):
         dynafit.early_window_table(competition, (3.33,), cands)
+
+
+def test_early_window_table_refuses_a_malformed_candidate(competition):
+    with pytest.raises(ValueError, match="candidate 'bad' must be"):
+        dynafit.early_window_table(competition, (10,), {"bad": ("linear",)})
 
 
 def test_fit_many_per_run_low_rank(low_rank_data):

@@ -25,6 +25,7 @@ objects built without pyplot (they work headless).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -507,7 +508,9 @@ def circle_models(
     """Survivor F1 by fit window and forecast skill of readable models against the rank
     and persistence baselines, on the first ``runs`` runs of ``traj``
     (:func:`dynafit.early_window_table`): ``mean_field_lv`` (trajectory matching for
-    ``steps`` steps) and plain least-squares linear. Survival is judged at the runs'
+    ``steps`` steps), ``mean_field_lv`` with the inflow term fitted from the start a
+    held-out forecast chooses (:func:`dynafit.fit_recent`) and plain least-squares
+    linear. Survival is judged at the runs'
     end; the forecast starts at 1,000 or half the run, whichever is earlier."""
     sub = Trajectory.stack([traj.run(i) for i in range(min(runs, traj.n_runs))])
     end = float(sub.t[-1])
@@ -517,6 +520,9 @@ def circle_models(
     horizons = [h for h in (50, 100, 250, 500, 1000) if forecast + h <= end]
     candidates = {
         "mean_field_lv": (MeanFieldLV(), {"steps": int(steps)}),
+        "mean_field_lv+inflow, start validated": functools.partial(
+            dynafit.fit_recent, family=MeanFieldLV(offset=True), steps=int(steps)
+        ),
         "linear least squares": ("linear", {"threshold": 0.0}),
     }
     return dynafit.early_window_table(
