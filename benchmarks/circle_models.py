@@ -37,10 +37,10 @@ def candidates(steps: int) -> dict:
     from dynafit.families import LowRankLinear, LowRankLV, MeanFieldLV
 
     return {
-        "mean_field_lv+inflow, start validated": functools.partial(
+        "mean_field_lv+inflow (start validated)": functools.partial(
             dynafit.fit_recent, family=MeanFieldLV(offset=True), steps=steps
         ),
-        "mean_field_lv, start validated": functools.partial(
+        "mean_field_lv (start validated)": functools.partial(
             dynafit.fit_recent, family=MeanFieldLV(), steps=steps
         ),
         "mean_field_lv+inflow": (MeanFieldLV(offset=True), {"steps": steps}),
@@ -49,7 +49,7 @@ def candidates(steps: int) -> dict:
         "low_rank_linear r2": (LowRankLinear(rank=2), {"steps": steps}),
         "linear (defaults)": ("linear", {}),
         "linear least squares": ("linear", {"threshold": 0.0}),
-        "linear least squares, start validated": functools.partial(
+        "linear least squares (start validated)": functools.partial(
             dynafit.fit_recent, family="linear", threshold=0.0
         ),
     }

@@ -520,7 +520,7 @@ def circle_models(
     horizons = [h for h in (50, 100, 250, 500, 1000) if forecast + h <= end]
     candidates = {
         "mean_field_lv": (MeanFieldLV(), {"steps": int(steps)}),
-        "mean_field_lv+inflow, start validated": functools.partial(
+        "mean_field_lv+inflow (start validated)": functools.partial(
             dynafit.fit_recent, family=MeanFieldLV(offset=True), steps=int(steps)
         ),
         "linear least squares": ("linear", {"threshold": 0.0}),
