@@ -121,7 +121,10 @@ analysis.plot_r2_vs_dim(r2)
 # baselines at W ("alive at W": above the survival threshold at W; "top-k at W (told
 # k)": the k largest, told the true k). Then a forecast from the middle of the run,
 # against holding the state (persistence, skill 0). `mean_field_lv` is
-# dS_i/dt = S_i (r_i + a_i S_i + b_i T) with T the total of all circles
+# dS_i/dt = S_i (r_i + a_i S_i + b_i T) with T the total of all circles; "+inflow
+# (start validated)" adds a constant inflow e_i and is fitted by `dynafit.fit_recent`,
+# which starts the fit where a forecast of the window's held-out last fifth is closest
+# (skipping the optimiser's initial transient)
 # (`dynafit.early_window_table`, written by `dynafit reproduce` as
 # `circle_models_*.csv`).
 
