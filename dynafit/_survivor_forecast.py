@@ -172,7 +172,8 @@ def early_window_table(
     against persistence (1 - RMSE / RMSE of holding the state at F).
 
     Returns ``(survivors, forecasts)``: DataFrames with columns run, window, candidate,
-    predicted, n_predicted, f1, rollout_r2 (in the window), params_per_variable, fit_s
+    predicted, n_predicted, f1, rollout_r2 (over the part of the window the model was
+    fitted on, its ``options["t_range"]``), params_per_variable, fit_s
     (plus the rows of the baselines "alive at W" and "top-k at W (told k)"); and run,
     candidate, horizon, rel_rmse, skill (plus "persistence" rows, skill 0).
     ``progress``: called with one line of text per fit (for example ``print``).
@@ -213,7 +214,7 @@ def early_window_table(
                 model = _fit_candidate(spec, win)
                 seconds = time.perf_counter() - t0
                 table = compare_survivors(model, run, end, t=W).set_index("method")
-                inside = float(np.mean(model.score(win)["rollout_r2"]))
+                inside = float(np.mean(model.score(_fitted_span(model, win))["rollout_r2"]))
                 surv_rows.append(
                     {
                         "run": r,
@@ -291,6 +292,15 @@ def early_window_table(
                 }
             )
     return pd.DataFrame(surv_rows), pd.DataFrame(fc_rows)
+
+
+def _fitted_span(model: Any, win: Trajectory) -> Trajectory:
+    """The part of ``win`` that ``model`` was fitted on (a ``fit_recent`` model starts
+    late), or all of it where the model does not say."""
+    t_range = getattr(model, "options", {}).get("t_range")
+    if isinstance(t_range, (list, tuple)) and len(t_range) == 2 and t_range[0] > win.t[0]:
+        return win.window(float(t_range[0]), float(win.t[-1]))
+    return win
 
 
 def _fit_candidate(spec: Any, traj: Trajectory) -> Any:
