@@ -152,6 +152,25 @@ def test_run_saved_before_a_later_field_existed_still_resumes(base, tmp_path, ca
     assert C.same_run(old) and not C.same_run({"p": "eleven"}) and not C.same_run(None)
 
 
+def test_checkpoint_named_while_later_fields_were_hashed_still_resumes(base, tmp_path):
+    """Checkpoints written when the later fields entered the name even at their
+    defaults (the full ``to_dict``) are found under that name and resumed."""
+    from training.trainer import run_keys
+
+    ckpt = tmp_path / ".checkpoints"
+    with pytest.raises(RuntimeError):
+        train_result(C, SEEDS, checkpoint_dir=ckpt, progress=False, fault_hook=_crash_at(80))
+    new, old = run_keys(C, SEEDS)
+    for path in list(ckpt.iterdir()):  # rename the run as the earlier version named it
+        if path.suffix == ".json":
+            path.write_text(path.read_text().replace(new, old))
+        path.rename(ckpt / path.name.replace(new, old))
+    seen = []
+    resumed = train_result(C, SEEDS, checkpoint_dir=ckpt, progress=False, fault_hook=seen.append)
+    assert seen == [120]  # resumed from the old-named checkpoint at 80
+    np.testing.assert_array_equal(resumed.trajectory.x, base.trajectory.x)
+
+
 def _crash_at(at):
     def crash(step):
         if step == at:

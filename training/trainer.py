@@ -366,7 +366,22 @@ class _History:
 
 # ------------------------------------------------------------------ checkpoints
 def _key(config: TrainConfig, seeds: list[int], init_embeddings=None) -> str:
-    what = {"config": config.identity(), "seeds": seeds}
+    """The run's name: a hash of its identity (:meth:`TrainConfig.identity`) and seeds."""
+    return run_keys(config, seeds, init_embeddings)[0]
+
+
+def run_keys(config: TrainConfig, seeds: list[int], init_embeddings=None) -> list[str]:
+    """The run's name, then the names an earlier version gave it, if different: runs
+    saved while the later fields were hashed even at their defaults are still found."""
+    keys = [
+        _hash(config.identity(), seeds, init_embeddings),
+        _hash(config.to_dict(), seeds, init_embeddings),
+    ]
+    return list(dict.fromkeys(keys))
+
+
+def _hash(config: dict, seeds: list[int], init_embeddings) -> str:
+    what = {"config": config, "seeds": seeds}
     if init_embeddings is not None:  # a given initial embedding is part of the run
         what["init_embeddings"] = hashlib.sha256(
             np.ascontiguousarray(init_embeddings, np.float32).tobytes()
@@ -384,7 +399,9 @@ class _Checkpointer:
         self.dir = Path(directory)
         self.config = config
         self.seeds = seeds
-        self.key = _key(config, seeds, init_embeddings)
+        keys = run_keys(config, seeds, init_embeddings)
+        # resume under an earlier name where only that one has a checkpoint
+        self.key = next((k for k in keys if (self.dir / f"train-{k}.json").exists()), keys[0])
         self.meta_path = self.dir / f"train-{self.key}.json"
 
     def _read_meta(self) -> dict | None:
@@ -450,11 +467,11 @@ def clear_checkpoints(
     init_embeddings: np.ndarray | None = None,
 ) -> None:
     """Delete the checkpoint files of (config, seeds[, init_embeddings]) in ``checkpoint_dir``."""
-    key = _key(config, parse_seeds(seeds), init_embeddings)
     directory = Path(checkpoint_dir)
     if directory.is_dir():
-        for path in directory.glob(f"train-{key}.*"):
-            path.unlink(missing_ok=True)
+        for key in run_keys(config, parse_seeds(seeds), init_embeddings):
+            for path in directory.glob(f"train-{key}.*"):
+                path.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------- output

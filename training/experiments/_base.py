@@ -27,7 +27,7 @@ from dynafit import load
 from dynafit._io import atomic_write, save_json
 
 from ..config import TrainConfig, parse_seeds
-from ..trainer import TrainResult, _key, clear_checkpoints, load_extras, train_result
+from ..trainer import TrainResult, _key, clear_checkpoints, load_extras, run_keys, train_result
 
 RUNS = "_runs"
 
@@ -120,9 +120,11 @@ def select(names: Sequence[str], only: str | Sequence[str] | None) -> list[str]:
 # ----------------------------------------------------------------------- runner
 def train_job(job: Job, runs_dir: Path, *, progress: bool = False):
     """Train ``job`` into ``runs_dir/<key>.npz`` or load it when it is there already."""
-    path = runs_dir / f"{job.key()}.npz"
-    if path.is_file():
-        return TrainResult(load(path), load_extras(path))
+    keys = run_keys(job.config, list(job.seeds), job.init_embeddings)
+    for key in keys:  # the run's name, then any an earlier version gave it
+        if (runs_dir / f"{key}.npz").is_file():
+            return TrainResult(load(runs_dir / f"{key}.npz"), load_extras(runs_dir / f"{key}.npz"))
+    path = runs_dir / f"{keys[0]}.npz"
     ckpt = runs_dir / ".checkpoints"
     result = train_result(
         job.config,
