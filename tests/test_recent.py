@@ -30,7 +30,7 @@ def _forecast_error(model, future):
     return float(np.sqrt(np.mean((ys - future.x) ** 2)))
 
 
-def test_fit_recent_skips_a_transient_and_forecasts_better():
+def test_fit_recent_skips_a_transient_and_forecasts_better(tmp_path):
     window, future = _regime_switch()
     whole = dynafit.fit(window, "linear", threshold=0.0)
     recent = dynafit.fit_recent(window, "linear", threshold=0.0)
@@ -44,6 +44,9 @@ def test_fit_recent_skips_a_transient_and_forecasts_better():
     # the late dynamics are recovered, and the forecast beyond the window is far closer
     np.testing.assert_allclose(recent.coefficients[:, 1:], A_LATE, atol=0.02)
     assert _forecast_error(recent, future) < 0.1 * _forecast_error(whole, future)
+    # the record survives a save and load (JSON, no code)
+    recent.save(tmp_path / "recent.json")
+    assert dynafit.load_model(tmp_path / "recent.json").options["recent"] == info
 
 
 def test_fit_recent_keeps_the_whole_window_when_nothing_is_off_model():
