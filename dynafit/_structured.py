@@ -192,6 +192,8 @@ def fit_structured(
         time_limit=tl,
     )
     found = [a + u * np.asarray(p, dtype=np.float64) for a, u, p in zip(p0, units, res.params)]
+    if competitive:  # the float32 iterate sits on its bound; in float64 land exactly on it
+        found = [np.clip(a, lo, hi) for a, lo, hi in zip(found, lower, upper)]
     improved = False
     new_r2 = start_r2
     if res.best_step > 0 and all(np.all(np.isfinite(a)) for a in found):
