@@ -120,11 +120,13 @@ def select(names: Sequence[str], only: str | Sequence[str] | None) -> list[str]:
 # ----------------------------------------------------------------------- runner
 def train_job(job: Job, runs_dir: Path, *, progress: bool = False):
     """Train ``job`` into ``runs_dir/<key>.npz`` or load it when it is there already."""
-    keys = run_keys(job.config, list(job.seeds), job.init_embeddings)
-    for key in keys:  # the run's name, then any an earlier version gave it
-        if (runs_dir / f"{key}.npz").is_file():
-            return TrainResult(load(runs_dir / f"{key}.npz"), load_extras(runs_dir / f"{key}.npz"))
-    path = runs_dir / f"{keys[0]}.npz"
+    paths = [
+        runs_dir / f"{k}.npz" for k in run_keys(job.config, list(job.seeds), job.init_embeddings)
+    ]
+    for saved in paths:  # the run's name, then any an earlier version gave it
+        if saved.is_file():
+            return TrainResult(load(saved), load_extras(saved))
+    path = paths[0]
     ckpt = runs_dir / ".checkpoints"
     result = train_result(
         job.config,
