@@ -6,12 +6,12 @@ from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
 from ._intervals import equations_with_intervals as equations_with_intervals
 from ._intervals import uncertainty as uncertainty
+from ._matching import refine as refine
 from ._model import Model as Model
 from ._model import load_model as load_model
 from ._postfit import fit_ensemble as fit_ensemble
 from ._postfit import fit_stable as fit_stable
 from ._postfit import plot_inclusion as plot_inclusion
-from ._postfit import refine as refine
 from ._recent import fit_recent as fit_recent
 from ._selection import plot_r2_vs_dim as plot_r2_vs_dim
 from ._selection import summarize_runs as summarize_runs

@@ -22,8 +22,8 @@ from ._board import (
     rank,
 )
 from ._fit import fit
+from ._matching import refine as refine_model
 from ._postfit import fit_ensemble, fit_stable
-from ._postfit import refine as refine_model
 from ._score import pooled_information
 from ._trajectory import Trajectory
 from .families import get_family

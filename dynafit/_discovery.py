@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._postfit._refine import refine
+from ._matching._refine import refine
 from ._trajectory import Trajectory
 
 #: a rollout "tracks the data" at this R^2 or above. Below it, over a window much longer

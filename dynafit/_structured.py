@@ -12,7 +12,7 @@
    Families whose weights are fixed (mean field) need the linear step only.
 3. Trajectory matching (``steps``, 400 by default; 0 skips it): every parameter, v included, moves to
    minimise the error of the integrated trajectory over the whole window and every run
-   (``dynafit._rollout_opt.optimise_rollout``: optax through diffrax, multiple shooting
+   (``dynafit._matching._rollout_opt.optimise_rollout``: optax through diffrax, multiple shooting
    on a curriculum of growing horizons); the result is checked with the model's own
    integrator and kept only where it rolls out closer to the data than the start.
 """
@@ -33,9 +33,9 @@ import scipy.optimize
 from ._derivatives import check_method, differentiate, resolve
 from ._fit import OWN_FITS
 from ._integrate import rollout
+from ._matching._refine import _auto_horizons
+from ._matching._rollout_opt import make_optimizer, optimise_rollout, resolve_horizons
 from ._model import Model
-from ._postfit._refine import _auto_horizons
-from ._postfit._rollout_opt import make_optimizer, optimise_rollout, resolve_horizons
 from ._score import r2
 from ._trajectory import Trajectory
 from .families._shared_rate import AbstractSharedRateFamily

@@ -120,6 +120,113 @@ def test_no_imports_inside_functions_but_optional_extras():
     assert not found, found
 
 
+def _module_of(path: Path, root: Path) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the package modules it imports at load time, outside ``if TYPE_CHECKING``
+    (module imports included:
+    ``from . import _fit`` is an edge to ``_fit``; importing ``a.b.c`` also runs the
+    ``__init__`` of each package on the way that does not already hold the importer)."""
+    paths = {_module_of(p, root): p for p in sorted(root.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for mod, path in paths.items():
+        is_pkg = path.name == "__init__.py"
+        here = mod.split(".") if is_pkg else mod.split(".")[:-1]
+        targets: set[str] = set()
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for inner in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                named = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - node.level + 1] if node.level else []
+                stem = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+                if not node.level:
+                    stem = node.module or ""
+                named = [stem] + [f"{stem}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in named:
+                if name in paths:
+                    targets.add(name)
+        for name in list(targets):
+            parts = name.split(".")
+            for k in range(2, len(parts)):
+                parent = ".".join(parts[:k])
+                if not mod.startswith(parent + ".") and mod != parent:
+                    targets.add(parent)
+        # the importer's own packages are already initialising: no edge back to them
+        graph[mod] = {t for t in targets if t != mod and not mod.startswith(t + ".")}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = _import_graph(ROOT)
+    assert "dynafit._fit" in graph["dynafit._compare"]
+    assert not _cycles(graph), _cycles(graph)
+
+
+def test_the_graph_sees_a_cycle_through_a_module_import(tmp_path):
+    # a -> pkg.b (module import); pkg/__init__ -> pkg.c -> a: a cycle that imports fine
+    # in one order, which only the graph sees
+    root = tmp_path / "cyc2"
+    (root / "pkg").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "a.py").write_text("from .pkg import b\n")
+    (root / "pkg" / "__init__.py").write_text("from . import c\n")
+    (root / "pkg" / "b.py").write_text("X = 1\n")
+    (root / "pkg" / "c.py").write_text("from .. import a\n")
+    assert _cycles(_import_graph(root)) == [["cyc2.a", "cyc2.pkg", "cyc2.pkg.c"]]
+
+
 def test_compare_does_not_import_the_package_face():
     tree = ast.parse((ROOT / "_compare.py").read_text())
     for node in ast.walk(tree):

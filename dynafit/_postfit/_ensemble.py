@@ -22,10 +22,7 @@ import numpy as np
 import pandas as pd
 import sympy
 
-# the module, not its names: fit's short-data path refines candidates
-# (dynafit._discovery imports refine from this package), so _fit may still be
-# initialising when this module is imported
-from .. import _fit
+from .._fit import DEFAULT_OPTIONS, fit
 from .._intervals import UNCERTAINTY_KEYS, uncertainty
 from .._model import Model
 from .._regression import _Data, _Rows, select
@@ -84,11 +81,11 @@ def fit_ensemble(
     if fit_options.get("optimizer", "stlsq") != "stlsq":
         raise ValueError("fit_ensemble bags STLSQ fits; do not pass optimizer=")
 
-    base = _fit.fit(traj, family, **fit_options)
+    base = fit(traj, family, **fit_options)
     fam = get_family(family)
     # the members regress on the plain fit's own derivative estimate: the method and
     # order that "auto" resolved to, not the options as given
-    defaults = _fit.DEFAULT_OPTIONS
+    defaults = DEFAULT_OPTIONS
     opts = {**defaults, **{k: v for k, v in fit_options.items() if k in defaults}}
     opts["order"] = int(base.options["order"])
     if "window" in base.options:

@@ -27,10 +27,10 @@ import optax
 
 from .._derivatives import differentiate
 from .._field import vector_field
+from .._matching._rollout_opt import optimise_rollout
 from .._model import Model
 from .._trajectory import Trajectory
 from ..families.linear import Linear
-from ._rollout_opt import optimise_rollout
 
 
 def _stable_matrix(L: jax.Array, S: jax.Array, eps: float | jax.Array) -> jax.Array:
