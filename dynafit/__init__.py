@@ -1,6 +1,7 @@
 """dynafit: discover the differential equations that govern training dynamics."""
 
 from . import _structured as _structured  # registers the shared-rate families with fit
+from ._cache import configure as _configure_cache  # issue 23
 from ._compare import compare as compare
 from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
@@ -27,3 +28,6 @@ from ._trajectory import load as load
 from ._trajectory import survival_threshold as survival_threshold
 from ._version import __version__ as __version__
 from .families import AbstractFamily as AbstractFamily
+
+# issue 23: JAX's persistent compilation cache on by default (dynafit._cache)
+_configure_cache()

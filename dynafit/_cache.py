@@ -1,0 +1,59 @@
+"""JAX's persistent compilation cache, on by default for dynafit's programs.
+
+Most of the wait of a short fit is XLA compiling the same small programs (diffrax solves,
+the trajectory-matching step) that every process compiles again. With the persistent
+cache a second process loads them from disk instead. At ``import dynafit``:
+
+- ``DYNAFIT_CACHE_DIR=off`` (or set but empty): nothing is changed;
+- a cache directory the user already chose (``JAX_COMPILATION_CACHE_DIR`` or
+  ``jax.config.jax_compilation_cache_dir``) is kept as it is;
+- otherwise the cache goes to ``DYNAFIT_CACHE_DIR`` when set, else to the user's cache
+  directory (platformdirs: ``~/.cache/dynafit/jax`` on Linux).
+
+The minimum compile time for an entry to be written is lowered to ``MIN_COMPILE_SECS``
+(unless the user set ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``), so that the many
+small programs of a fit are cached too. :func:`cache_dir` says where it is, or None.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import platformdirs
+
+ENV = "DYNAFIT_CACHE_DIR"
+#: programs that compile faster than this are not written to the cache
+MIN_COMPILE_SECS = 0.05
+_OFF = ("", "off", "0", "false", "no", "none")
+
+
+def default_dir() -> Path:
+    """``<user cache dir>/dynafit/jax`` (platformdirs)."""
+    return Path(platformdirs.user_cache_dir("dynafit", appauthor=False)) / "jax"
+
+
+def configure() -> str | None:
+    """Turn the persistent cache on as the module docstring says; returns the directory
+    in use (None when disabled)."""
+    value = os.environ.get(ENV)
+    if value is not None and value.strip().lower() in _OFF:
+        return cache_dir()
+    current = cache_dir()
+    if current is None:
+        path = Path(value).expanduser() if value is not None else default_dir()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a read-only home: run without the cache rather than fail
+            return None
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        current = str(path)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECS)
+    return current
+
+
+def cache_dir() -> str | None:
+    """The persistent compilation cache's directory in this process, or None (off)."""
+    return jax.config.jax_compilation_cache_dir or None
