@@ -26,6 +26,11 @@ from .._score import r2
 from .._trajectory import Trajectory
 from ._rollout_opt import make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
 
+#: ``optimizer="auto"`` uses Levenberg-Marquardt up to this many free coefficients: its
+#: Jacobian costs one forward-mode solve per coefficient per iteration, against one
+#: reverse-mode gradient per optax step, and it needs tens of iterations, not hundreds
+LM_MAX_PARAMS = 64
+
 
 def _affine_xi(params: Any, aux: Any) -> Any:
     """Xi = Xi0 + C * P: ``aux = (Xi0, C)``, C zero where a coefficient is held fixed."""
@@ -40,7 +45,7 @@ def refine(
     steps: int = 300,
     lr: float = 1e-2,
     horizons: Any = "auto",
-    optimizer: str | optax.GradientTransformation = "adam",
+    optimizer: str | optax.GradientTransformation = "auto",
     adjoint: str | diffrax.AbstractAdjoint = "recursive",
     keep_support: bool = True,
     eval_every: int = 10,
@@ -65,6 +70,8 @@ def refine(
       "backsolve", or a diffrax adjoint.
     - ``keep_support``: zeros stay zero (True) or every coefficient may move (False).
     - ``time_limit``: stop after this many seconds, keeping the best so far.
+    - ``optimizer="auto"`` (default): "lm" where at most ``LM_MAX_PARAMS`` coefficients
+      move, else "adam".
     - ``optimizer="lm"``: optimistix's Levenberg-Marquardt on the rollout residuals (each
       stage of the curriculum one least-squares solve of at most ``steps / stages``
       iterations, the Jacobian by forward mode through diffrax; ``lr`` and ``adjoint``
@@ -116,7 +123,7 @@ def refine(
     if not (isinstance(horizons, str) and horizons == "auto"):
         resolve_horizons(horizons, T)  # bad horizons fail before any integration
     make_adjoint(adjoint)
-    if not (isinstance(optimizer, str) and optimizer == "lm"):
+    if not (isinstance(optimizer, str) and optimizer in ("lm", "auto")):
         make_optimizer(optimizer, float(lr))
 
     # the model's own rollout decides the starting point's quality and the curriculum
@@ -138,6 +145,8 @@ def refine(
         c = np.where((rms > 0) & np.isfinite(rms), scale[:, None] / (span * rms), 0.0)
     if keep_support:
         c = np.where(xi0 != 0, c, 0.0)
+    if isinstance(optimizer, str) and optimizer == "auto":
+        optimizer = "lm" if np.count_nonzero(c) <= LM_MAX_PARAMS else "adam"
 
     res = optimise_rollout(
         field,

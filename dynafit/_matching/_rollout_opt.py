@@ -18,6 +18,7 @@ best parameters seen, the starting point included, are kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import numpy as np
 import optax
 import optimistix as optx
 
+from .._cache import cacheable
 from .._integrate import solve_traced
 
 #: ``field(x, xi) -> dx/dt`` for a state ``x`` (m,) and coefficients ``xi``
@@ -83,6 +85,23 @@ def make_optimizer(
         f"unknown optimizer {optimizer!r}; choose 'adam', 'adabelief', 'sgd' or pass an "
         "optax.GradientTransformation"
     )
+
+
+@functools.cache
+def _schedulable(name: str) -> optax.GradientTransformation:
+    """The named optimiser with its learning rate held in its state (data, not a
+    constant): one object per name, hence one compiled update shared by every call and
+    learning rate."""
+    return optax.inject_hyperparams(lambda learning_rate: make_optimizer(name, learning_rate))(
+        learning_rate=1.0
+    )
+
+
+@cacheable
+@eqx.filter_jit
+def _update(params, opt_state, grads, opt):
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
 @dataclasses.dataclass
@@ -261,11 +280,13 @@ def _stage_steps(steps: int, n_stages: int) -> list[int]:
     return [base] * (n_stages - 1) + [base + extra]
 
 
+@cacheable
 @eqx.filter_jit
 def _value_and_grad(params, prob, idx, w):
     return eqx.filter_value_and_grad(lambda p: prob.shooting_loss(p, idx, w))(params)
 
 
+@cacheable
 @eqx.filter_jit
 def _loss(params, prob, idx, w):
     return prob.shooting_loss(params, idx, w)
@@ -277,6 +298,7 @@ LM_RTOL = 1e-6
 LM_ATOL = 1e-8
 
 
+@cacheable
 @eqx.filter_jit
 def _lm_stage(params, prob, idx, w, max_steps):
     """One stage of the curriculum by optimistix's Levenberg-Marquardt: least squares on
@@ -436,13 +458,12 @@ def optimise_rollout(
         )
 
     value_and_grad = _value_and_grad
-
-    @eqx.filter_jit
-    def update(params, opt_state, grads):
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
+    if isinstance(optimizer, str):  # the learning rate as data: no compilation per value
+        opt = _schedulable(optimizer)
+        opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
+        opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype=dtype)
+    else:
+        opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
     for h, n in zip(hs, _stage_steps(steps, len(hs))):
         idx, w = layouts[h]
         for i in range(n):
@@ -454,7 +475,7 @@ def optimise_rollout(
                     "finite coefficients"
                 )
                 break
-            params, opt_state = update(params, opt_state, grads)
+            params, opt_state = _update(params, opt_state, grads, opt)
             k += 1
             if k % eval_every == 0 or i == n - 1:
                 err = rollout_error(params)
