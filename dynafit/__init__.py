@@ -1,6 +1,5 @@
 """dynafit: discover the differential equations that govern training dynamics."""
 
-from . import _structured as _structured  # registers the shared-rate families with fit
 from ._compare import compare as compare
 from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
@@ -27,3 +26,7 @@ from ._trajectory import load as load
 from ._trajectory import survival_threshold as survival_threshold
 from ._version import __version__ as __version__
 from .families import AbstractFamily as AbstractFamily
+
+# isort: split
+# ---- the parts of a fit (issue 20, item 1)
+from . import parts as parts

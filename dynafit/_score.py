@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._derivatives import derivative_error_variance, differentiate
+from ._derivatives import derivative_error_variance, differentiate, recorded_method
 from ._integrate import rollout
 from ._regression import information_criteria
 from ._trajectory import Trajectory
@@ -143,7 +143,7 @@ def score_many(
     field = first.field
 
     # derivative and one-step scores, vectorised over runs
-    method = derivative or first.options.get("derivative", "centered")
+    method = derivative or recorded_method(first.options.get("derivative", "centered"))
     order = int(first.options.get("order", 2))
     window = first.options.get("window")
     with np.errstate(all="ignore"):
@@ -218,7 +218,7 @@ def pooled_information(model: Model, traj: Trajectory) -> tuple[float, float]:
     float64 as :func:`score_many` computes them per run (the fit's own derivative
     estimate; n = runs x rows x m), the variance floored at the mean over runs of the
     derivative estimate's error variance."""
-    method = model.options.get("derivative", "centered")
+    method = recorded_method(model.options.get("derivative", "centered"))
     order = int(model.options.get("order", 2))
     window = model.options.get("window")
     x = np.asarray(traj.x, dtype=np.float64)
