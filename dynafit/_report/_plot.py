@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from .._survival import recorded_survivors
 from .._trajectory import Trajectory
 
 
@@ -53,13 +54,19 @@ def plot_rollouts(
 
     ``models``: a ``{label: Model}`` mapping, a leaderboard from ``compare`` (its
     ``model`` column) or one Model. For a batch, run ``run`` is drawn. Diverged
-    rollouts are drawn up to where they stop being finite.
+    rollouts are drawn up to where they stop being finite. ``variables``: which to draw;
+    default :func:`shown_variables` (the run's survivors, then a sample of the rest, at
+    most ``max_variables``).
     """
     data = traj.run(run) if traj.is_batch else traj
     # every run's first state at once: the same shapes as batch scoring, so no new compile
     x0 = traj.x[:, 0] if traj.is_batch else traj.x[0]
     models = _models_from(models)
-    names = list(variables) if variables is not None else list(data.names[:max_variables])
+    if variables is not None:
+        names = list(variables)
+        what = ""
+    else:
+        names, what = shown_variables(data, max_variables)
     idx = [data.names.index(n) for n in names]
     ncols = min(4, len(names))
     nrows = math.ceil(len(names) / ncols)
@@ -88,9 +95,35 @@ def plot_rollouts(
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="best")
-    more = f" (first {len(names)} of {data.n_vars} variables)" if len(names) < data.n_vars else ""
-    fig.suptitle(f"data vs rollouts{more}", fontsize=10)
+    fig.suptitle(f"data vs rollouts{what}", fontsize=10)
     return fig
+
+
+def shown_variables(run: Trajectory, max_variables: int = 12) -> tuple[list[str], str]:
+    """Which variables of one run a figure draws, and a caption saying so.
+
+    Every variable when there are at most ``max_variables``; else the survivors the run
+    records (meta ``"survivors"``, at most ``max_variables``), then the rest sampled
+    evenly over their order to fill the figure, drawn in the variables' order.
+    """
+    if max_variables < 1:
+        raise ValueError(f"max_variables must be >= 1, got {max_variables}")
+    names = list(run.names)
+    if len(names) <= max_variables:
+        return names, ""
+    survived = [n for n in (recorded_survivors(run) or []) if n in names][:max_variables]
+    rest = [n for n in names if n not in survived]
+    k = max_variables - len(survived)
+    sample = [rest[i] for i in np.unique(np.linspace(0, len(rest) - 1, k).round().astype(int))]
+    chosen = set(survived) | set(sample)
+    shown = [n for n in names if n in chosen]
+    if survived:
+        what = (
+            f" (the {len(survived)} survivors and {len(sample)} of the other {len(rest)} variables)"
+        )
+    else:
+        what = f" ({len(shown)} of {len(names)} variables, evenly spread)"
+    return shown, what
 
 
 def plot_coefficients(

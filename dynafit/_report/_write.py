@@ -33,7 +33,8 @@ import sympy
 from .._intervals import equations_with_intervals, uncertainty
 from .._io import OwnedFolder, atomic_write, claim_out_dir, save_json, to_jsonable
 from .._postfit import plot_inclusion
-from .._selection import plot_r2_vs_dim, summarize_runs
+from .._runs import plot_r2_vs_dim, summarize_runs
+from .._score_names import BOARD_SCORES
 from .._trajectory import Trajectory
 from .._version import __version__
 from . import _plot
@@ -329,22 +330,7 @@ def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = 
     return out
 
 
-_BOARD_COLUMNS = (
-    "rank",
-    "family",
-    "variant",
-    "status",
-    "n_terms",
-    "n_library",
-    "deriv_r2",
-    "rollout_r2",
-    "forecast_r2",
-    "forecast_skill",
-    "rmse",
-    "aic",
-    "bic",
-    "diverged",
-)
+_BOARD_COLUMNS = ("rank", "family", "variant", "status", "n_library", *BOARD_SCORES)
 
 
 def _markdown(
