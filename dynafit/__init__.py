@@ -20,8 +20,8 @@ from . import plot as plot
 from ._compare import compare as compare
 from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
-from ._intervals import equations_with_intervals as equations_with_intervals
-from ._intervals import uncertainty as uncertainty
+from ._intervals import deprecated_equations_with_intervals as equations_with_intervals
+from ._intervals import deprecated_uncertainty as uncertainty
 from ._matching import refine as refine
 from ._model import Model as Model
 from ._model import load_model as load_model
@@ -73,6 +73,7 @@ __all__ = [
     "survivors",
     "plot_inclusion",
     "plot_r2_vs_dim",
+    # ------------- deprecated: Model.uncertainty and Model.equations(intervals=True)
     "equations_with_intervals",
     "uncertainty",
     "__version__",

@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from .._intervals import equations_with_intervals, uncertainty
 from .._io import OwnedFolder, atomic_write, claim_out_dir, save_json, to_jsonable
 from .._postfit import plot_inclusion
 from .._runs import plot_r2_vs_dim, summarize_runs
@@ -130,7 +129,7 @@ def model_record(model: Any) -> dict[str, Any]:
 
 def _uncertainty_record(model: Any) -> dict[str, Any]:
     """Ensemble intervals and inclusion probabilities, for models fitted as ensembles."""
-    unc = uncertainty(model)
+    unc = model.uncertainty
     if unc is None:
         return {}
     keys = ("lower", "upper", "inclusion", "mean", "std")
@@ -311,7 +310,7 @@ def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = 
                     functools.partial(_plot.plot_sweep, model, title=f"{name}: threshold sweep"),
                 )
             )
-        if uncertainty(model) is not None:
+        if model.uncertainty is not None:
             out.append(
                 (
                     f"figures/inclusion_{label}.png",
@@ -373,15 +372,15 @@ def _markdown(
         if bool(row.get("diverged", False)):
             lines += ["**Warning:** every fitted model's rollout diverged.", ""]
         lines += ["$$", _align(row["model"].equations()), "$$", ""]
-        if uncertainty(row["model"]) is not None:
-            unc = uncertainty(row["model"])
+        unc = row["model"].uncertainty
+        if unc is not None:
             lines += [
                 f"Ensemble of {unc.get('n_models', '?')} fits: median coefficients with "
                 f"{100 * float(unc.get('level', 0.9)):.0f} % intervals and inclusion "
                 "probabilities:",
                 "",
                 "```",
-                *equations_with_intervals(row["model"]),
+                *row["model"].equations(intervals=True),
                 "```",
                 "",
             ]
