@@ -27,6 +27,8 @@ DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
 SCORE_COLUMNS = SCORE_KEYS
 FORECAST_COLUMNS = FORECAST_KEYS
 DEFAULT_TOLERANCE = 10.0
+#: the rollout R^2 a model needs to be shown as the most readable one
+READABLE_R2 = 0.9
 
 BOARD_COLUMNS = (
     "rank",
@@ -182,3 +184,19 @@ def _columns(board: pd.DataFrame) -> pd.DataFrame:
     middle = [c for c in front if c not in tail] + forecast
     middle += [c for c in extra if c not in tail]
     return board[middle + [c for c in tail if c in board.columns]]
+
+
+def most_readable(board: pd.DataFrame, min_r2: float = READABLE_R2) -> pd.Series | None:
+    """The row a reader can use first: the fewest terms among the fitted models whose
+    rollout R^2 is at least ``min_r2`` and did not diverge (the first such row in the
+    board's order on a tie), or None when no model rolls out that well."""
+    if board.empty or "model" not in board.columns:
+        return None
+    fitted = board[board["model"].notna()]
+    ok = fitted[
+        (pd.to_numeric(fitted["rollout_r2"], errors="coerce") >= min_r2)
+        & ~fitted["diverged"].fillna(False).astype(bool)
+    ]
+    if not len(ok):
+        return None
+    return ok.loc[pd.to_numeric(ok["n_terms"]).idxmin()]

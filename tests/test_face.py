@@ -18,8 +18,9 @@ import pytest
 
 import dynafit
 import dynafit.internal
-from dynafit._board import rank
+from dynafit._board import most_readable, rank
 from dynafit._report._plot import shown_variables
+from dynafit._report._write import _markdown
 from dynafit._score_names import FORECAST_KEYS, SCORE_KEYS, SCORES, Better, better, higher_is_better
 from dynafit.cli._fit import _print_results
 
@@ -298,3 +299,41 @@ def test_rollout_figure_shows_the_survivors_and_a_sample_of_the_rest():
     assert len(shown) == 12 and shown[0] == "S1" and shown[-1] == "S29"
     few = dynafit.Trajectory(np.arange(5.0), np.ones((5, 3)))
     assert shown_variables(few, 12) == (list(few.names), "")
+
+
+def _model_board():
+    """A leaderboard of real Models: a dense best-by-BIC one and a sparse one that rolls out."""
+    names = ["a", "b"]
+    dense = dynafit.Model("linear", names, np.array([[0.1, -1.0, 0.2], [0.3, 0.4, -1.0]]))
+    sparse = dynafit.Model("linear", names, np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]))
+    return pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "family": ["linear", "linear"],
+            "variant": ["sindy", "refined"],
+            "status": ["ok", "ok"],
+            "n_library": [3, 3],
+            "n_terms": [6, 2],
+            "rollout_r2": [0.99, 0.93],
+            "bic": [-10.0, -5.0],
+            "diverged": [False, False],
+            "model": [dense, sparse],
+        }
+    )
+
+
+def test_most_readable_is_the_sparsest_that_rolls_out():
+    board = _model_board()
+    assert most_readable(board)["variant"] == "refined"
+    board.loc[1, "rollout_r2"] = 0.5  # no longer rolls out: the dense one is the readable one
+    assert most_readable(board)["variant"] == "sindy"
+    board.loc[0, "diverged"] = True
+    assert most_readable(board) is None
+
+
+def test_report_leads_with_the_readable_model():
+    traj = dynafit.Trajectory(np.arange(5.0), np.ones((5, 2)), ["a", "b"])
+    md = _markdown(traj, _model_board(), None, "bic", [], "t", None, {})
+    readable = md.index("## Most readable model that rolls out: linear_refined")
+    assert readable < md.index("## Leaderboard") < md.index("## Best model: linear")
+    assert "0.930" in md[readable : md.index("## Leaderboard")]

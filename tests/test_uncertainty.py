@@ -39,9 +39,7 @@ def test_intervals_in_equations_figure_and_save_load(ensemble, tmp_path):
     fig.savefig(tmp_path / "inclusion.png")
     assert (tmp_path / "inclusion.png").stat().st_size > 0
     back = dynafit.load_model(model.save(tmp_path / "m.json"))
-    np.testing.assert_array_equal(
-        back.uncertainty["inclusion"], model.uncertainty["inclusion"]
-    )
+    np.testing.assert_array_equal(back.uncertainty["inclusion"], model.uncertainty["inclusion"])
     plain = dynafit.Model("linear", model.names, model.coefficients)
     assert plain.uncertainty is None
     # the deprecated top-level name warns and gives the Model's text

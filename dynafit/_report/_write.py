@@ -2,7 +2,8 @@
 
 Layout of ``OUT/``::
 
-    report.md          leaderboard, the best model's equations, links to the figures
+    report.md          the most readable model that rolls out, the leaderboard, the best
+                       model's equations, links to the figures
     leaderboard.csv    the leaderboard without its model objects
     runs.csv           per-run table from ``fit_many`` (batches only)
     equations.json     per family and variant: names, terms, coefficients, LaTeX
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 import sympy
 
+from .._board import READABLE_R2, most_readable
 from .._io import OwnedFolder, atomic_write, claim_out_dir, save_json, to_jsonable
 from .._postfit import plot_inclusion
 from .._runs import plot_r2_vs_dim, summarize_runs
@@ -351,6 +353,19 @@ def _markdown(
     )
     if traj.is_batch:
         lines.append("The leaderboard fits one pooled model per family over all runs.")
+    readable = most_readable(board)
+    if readable is not None:
+        lines += [
+            "",
+            f"## Most readable model that rolls out: {_label(readable)}",
+            "",
+            f"The fewest terms ({int(readable['n_terms'])}) among the models whose rollout "
+            f"R^2 is at least {READABLE_R2} (here {float(readable['rollout_r2']):.3f}).",
+            "",
+            "$$",
+            _align(readable["model"].equations()),
+            "$$",
+        ]
     lines += ["", f"## Leaderboard (by {by})", ""]
     lines.append(
         f"Best first. Rows within 10 of the best {by.upper()} count as equally good and the "
@@ -371,7 +386,10 @@ def _markdown(
         lines += [f"## Best model: {_label(row)}", ""]
         if bool(row.get("diverged", False)):
             lines += ["**Warning:** every fitted model's rollout diverged.", ""]
-        lines += ["$$", _align(row["model"].equations()), "$$", ""]
+        if readable is not None and readable.name == row.name:
+            lines += ["The most readable model above.", ""]
+        else:
+            lines += ["$$", _align(row["model"].equations()), "$$", ""]
         unc = row["model"].uncertainty
         if unc is not None:
             lines += [

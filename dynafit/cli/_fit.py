@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._board import READABLE_R2, most_readable
 from .._compare import compare
 from .._derivatives import DERIVATIVES, check_method
 from .._executors import make_executor
@@ -259,21 +260,6 @@ def _print_board(board: Any, by: str) -> None:
     print(text_table(cols, rows))
 
 
-#: the rollout R^2 a model needs to be shown as the most readable one
-READABLE_R2 = 0.9
-
-
-def _most_readable(fitted: Any) -> Any:
-    """The row with the fewest terms among those that roll out with R^2 >= READABLE_R2
-    and did not diverge (None if there is none)."""
-    ok = fitted[
-        (fitted["rollout_r2"].astype(float) >= READABLE_R2) & ~fitted["diverged"].astype(bool)
-    ]
-    if not len(ok):
-        return None
-    return ok.loc[ok["n_terms"].astype(float).idxmin()]
-
-
 #: a model with more terms per variable than this is named, not printed, after the
 #: leaderboard when a readable model was printed first (its equations are in the report)
 PRINT_TERMS_PER_VARIABLE = 4
@@ -293,7 +279,7 @@ def _print_results(board: Any, by: str, note: str) -> None:
     leaderboard, then the best model by ``by`` (named only, when it is large and a
     readable one was printed: its equations are in the report's equations.tex)."""
     fitted = board[board["model"].notna()]
-    readable = _most_readable(fitted) if len(fitted) else None
+    readable = most_readable(board)
     if readable is not None:
         _print_model(f"most readable model that rolls out with R^2 >= {READABLE_R2}", readable)
     print(f"\nleaderboard ({note}):")
