@@ -1,13 +1,15 @@
 """Declared internal names: what dynafit's own clients (``training/``, the CLI) share with it.
 
 Not a user API: these may change with dynafit. They live here so that ``training/``
-imports nothing private (``dynafit._x``); ``tests/test_imports.py`` checks it.
+imports nothing private (``dynafit._x``); ``tests/test_face.py`` checks it (and the
+benchmarks use the same names).
 
 - files: :func:`atomic_write`, :func:`save_json`, :func:`load_json`, :func:`save_npz`,
   :func:`load_npz`, :func:`save_trajectory` (a trajectory with extra arrays beside),
   :func:`claim_out_dir` and :class:`OwnedFolder` (the one ``--out`` rule), the names
   :data:`CHECKPOINTS` and :data:`MANIFEST`;
-- where work runs: :class:`AbstractExecutor`, :func:`make_executor`, :func:`require_ray`;
+- where work runs: :class:`AbstractExecutor` (:class:`LocalExecutor`, :class:`RayExecutor`),
+  :func:`make_executor`, :func:`require_ray`;
 - the command line: :func:`add_out_arguments`, :func:`add_backend_arguments`,
   :func:`backend_options`, :func:`check_backend_arguments`;
 - report text: :func:`markdown_table`, :func:`text_table`;
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ._executors import AbstractExecutor as AbstractExecutor
+from ._executors import LocalExecutor as LocalExecutor
+from ._executors import RayExecutor as RayExecutor
 from ._executors import make_executor as make_executor
 from ._executors import require_ray as require_ray
 from ._io import CHECKPOINTS as CHECKPOINTS
