@@ -299,6 +299,12 @@ def test_rollout_figure_shows_the_survivors_and_a_sample_of_the_rest():
     assert len(shown) == 12 and shown[0] == "S1" and shown[-1] == "S29"
     few = dynafit.Trajectory(np.arange(5.0), np.ones((5, 3)))
     assert shown_variables(few, 12) == (list(few.names), "")
+    # a selection of variables keeps the run's record of all survivors: only those held count
+    picked = run.select(names[:20])
+    shown, caption = shown_variables(picked, 12)
+    assert {"S7", "S8", "S11", "S13"} <= set(shown) and "4 survivors" in caption
+    fig = dynafit.plot.rollouts(picked, {})
+    assert "S7 (survivor)" in [ax.get_title() for ax in fig.axes]
 
 
 def _model_board():

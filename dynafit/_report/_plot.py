@@ -81,6 +81,7 @@ def plot_rollouts(
         except Exception as err:  # a rollout that cannot run is shown as missing
             rollouts[label] = err
     lo, hi = data.x.min(axis=0), data.x.max(axis=0)
+    survived = set(_survivors_shown(data))
     for ax, name, j in zip(axes, names, idx):
         ax.plot(data.t, data.x[:, j], ".", ms=2.5, color="0.35", label="data")
         for k, (label, xs) in enumerate(rollouts.items()):
@@ -90,13 +91,24 @@ def plot_rollouts(
             ax.plot(data.t, y, "-", lw=1.4, color=f"C{k}", label=label)
         span = hi[j] - lo[j] or max(abs(hi[j]), 1.0)
         ax.set_ylim(lo[j] - 0.5 * span, hi[j] + 0.5 * span)  # a blow-up does not hide the data
-        ax.set_title(name, fontsize=9)
+        ax.set_title(f"{name} (survivor)" if name in survived else name, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="best")
     fig.suptitle(f"data vs rollouts{what}", fontsize=10)
     return fig
+
+
+def _survivors_shown(run: Trajectory) -> list[str]:
+    """The survivors a run records, among its variables (a selection of variables keeps
+    the run's record of all of them; the others are left out here)."""
+    try:
+        return recorded_survivors(run) or []
+    except ValueError:
+        value = run.meta.get("survivors")
+        value = value if isinstance(value, (list, tuple)) else []
+        return [str(v) for v in value if str(v) in run.names]
 
 
 def shown_variables(run: Trajectory, max_variables: int = 12) -> tuple[list[str], str]:
@@ -111,7 +123,7 @@ def shown_variables(run: Trajectory, max_variables: int = 12) -> tuple[list[str]
     names = list(run.names)
     if len(names) <= max_variables:
         return names, ""
-    survived = [n for n in (recorded_survivors(run) or []) if n in names][:max_variables]
+    survived = _survivors_shown(run)[:max_variables]
     rest = [n for n in names if n not in survived]
     k = max_variables - len(survived)
     sample = [rest[i] for i in np.unique(np.linspace(0, len(rest) - 1, k).round().astype(int))]
