@@ -24,7 +24,7 @@ from .._integrate import rollout
 from .._model import Model
 from .._score import r2
 from .._trajectory import Trajectory
-from ._rollout_opt import make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
+from ._rollout_opt import Stop, make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
 
 #: ``optimizer="auto"`` uses Levenberg-Marquardt up to this many free coefficients: its
 #: Jacobian costs one forward-mode solve per coefficient per iteration, against one
@@ -186,7 +186,7 @@ def refine(
             improved, new_r2, end_ys = True, cand, ys
     if not improved:
         xi, x0, end_ys = xi0, x[:, 0], start_ys
-    if res.stopped is not None and res.stopped.startswith("non-finite"):
+    if res.stop is Stop.NON_FINITE:
         warnings.warn(f"refine stopped early: {res.stopped}", RuntimeWarning, stacklevel=2)
     info = {
         "steps": int(steps),

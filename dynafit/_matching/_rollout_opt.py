@@ -18,6 +18,7 @@ best parameters seen, the starting point included, are kept.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import math
 import time
@@ -104,6 +105,13 @@ def _update(params, opt_state, grads, opt):
     return optax.apply_updates(params, updates), opt_state
 
 
+class Stop(enum.Enum):
+    """Why the optimisation stopped before its last step (``RolloutResult.stop``)."""
+
+    NON_FINITE = "non-finite loss"
+    TIME_LIMIT = "time limit"
+
+
 @dataclasses.dataclass
 class RolloutResult:
     """What the optimiser found and how it got there."""
@@ -116,6 +124,8 @@ class RolloutResult:
     stopped: str | None
     history: list[dict[str, float]]
     seconds: float
+    #: why it stopped early (None: it ran every step); ``stopped`` says it in words
+    stop: Stop | None = None
 
 
 class _Problem(eqx.Module):
@@ -421,6 +431,7 @@ def optimise_rollout(
         {"step": 0, "horizon": float("nan"), "loss": float("nan"), "rollout_error": start_error}
     ]
     stopped: str | None = None
+    stop: Stop | None = None
     k = 0
     if lm:
         per_stage = -(-steps // len(hs)) if steps else 0
@@ -429,6 +440,7 @@ def optimise_rollout(
             new, n_run, _ = _lm_stage(params, prob, idx, w, per_stage)
             k += int(n_run)
             if not finite(0.0, new):
+                stop = Stop.NON_FINITE
                 stopped = f"non-finite parameters at horizon {h}; kept the best finite coefficients"
                 break
             err = rollout_error(new)
@@ -444,6 +456,7 @@ def optimise_rollout(
             if err < best_error:
                 best_error, best_params, best_step = err, new, k
             if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                stop = Stop.TIME_LIMIT
                 stopped = f"time limit of {time_limit:g} s reached at step {k}"
                 break
         return RolloutResult(
@@ -455,6 +468,7 @@ def optimise_rollout(
             stopped=stopped,
             history=history,
             seconds=time.perf_counter() - t_start,
+            stop=stop,
         )
 
     value_and_grad = _value_and_grad
@@ -470,6 +484,7 @@ def optimise_rollout(
             loss, grads = value_and_grad(params, prob, idx, w)
             loss = float(loss)
             if not finite(loss, grads):
+                stop = Stop.NON_FINITE
                 stopped = (
                     f"non-finite loss at step {k + 1} (horizon {h} intervals); kept the best "
                     "finite coefficients"
@@ -483,6 +498,7 @@ def optimise_rollout(
                 if err < best_error:
                     best_error, best_params, best_step = err, params, k
             if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                stop = Stop.TIME_LIMIT
                 stopped = f"time limit of {time_limit:g} s reached at step {k}"
                 break
         if stopped is not None:
@@ -496,4 +512,5 @@ def optimise_rollout(
         stopped=stopped,
         history=history,
         seconds=time.perf_counter() - t_start,
+        stop=stop,
     )
