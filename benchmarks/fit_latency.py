@@ -52,21 +52,26 @@ _COMPILE_EVENTS = (
 
 # ----------------------------------------------------------------------------- worker
 class _Clock:
-    """Wall time of a call and the compilation time JAX reports during it."""
+    """Wall time of a call and the compilation time JAX reports during it: ``compile``
+    (all of it), ``trace`` (Python tracing to a jaxpr, never cached across processes)."""
 
     def __init__(self):
         import jax.monitoring
 
         self.compile = 0.0
+        self.trace = 0.0
         jax.monitoring.register_event_duration_secs_listener(self._on)
 
     def _on(self, name, secs, **_):
         if name in _COMPILE_EVENTS:
             self.compile += secs
+        if name == _COMPILE_EVENTS[0]:
+            self.trace += secs
 
     def time(self, fn):
-        c0, t0 = self.compile, time.perf_counter()
+        c0, r0, t0 = self.compile, self.trace, time.perf_counter()
         out = fn()
+        self.last_trace = self.trace - r0
         return out, time.perf_counter() - t0, self.compile - c0
 
 
@@ -100,7 +105,13 @@ def _lynx(clock):
     out = {}
     for label in ("first", "warm"):
         (r2, opt), dt, comp = clock.time(ours)
-        out[label] = {"seconds": dt, "compile": comp, "rollout_r2": r2, "optimizer": opt}
+        out[label] = {
+            "seconds": dt,
+            "compile": comp,
+            "trace": clock.last_trace,
+            "rollout_r2": r2,
+            "optimizer": opt,
+        }
     r2, dt, _ = clock.time(scipy_ls)
     out["alternative"] = {"name": "scipy least_squares", "seconds": dt, "rollout_r2": r2}
     return out
@@ -139,6 +150,7 @@ def _compare(clock, circle):
         out[label] = {
             "seconds": dt,
             "compile": comp,
+            "trace": clock.last_trace,
             "board": board[["family", "status", "n_terms", "rollout_r2"]].to_dict("records"),
         }
     (secs, _, r2), dt, _ = clock.time(lambda: _paper(traj.x[None]))
@@ -173,6 +185,7 @@ def _refine29(clock):
             out[f"{opt}_{label}"] = {
                 "seconds": dt,
                 "compile": comp,
+                "trace": clock.last_trace,
                 "rollout_r2": r.options["refine"]["rollout_r2"],
                 "steps_run": r.options["refine"]["steps_run"],
             }
@@ -193,7 +206,12 @@ def _fit_many(clock, runs):
     out = {"runs": runs}
     for label in ("first", "warm"):
         _, dt, comp = clock.time(lambda: dynafit.fit_many(traj, fams, equations=False))
-        out[label] = {"seconds": dt, "compile": comp, "per_run": dt / runs}
+        out[label] = {
+            "seconds": dt,
+            "compile": comp,
+            "trace": clock.last_trace,
+            "per_run": dt / runs,
+        }
     (secs, _, _), dt, _ = clock.time(lambda: _paper(x))
     out["alternative"] = {"name": "Lasso + Euler (linear only)", "seconds": dt}
     return out
@@ -243,7 +261,7 @@ def _small(clock):
     out = {"systems": len(systems)}
     for label in ("first", "warm"):
         terms, dt, comp = clock.time(ours)
-        out[label] = {"seconds": dt, "compile": comp, "terms": terms}
+        out[label] = {"seconds": dt, "compile": comp, "trace": clock.last_trace, "terms": terms}
     terms, dt, _ = clock.time(plain)
     out["alternative"] = {"name": "pysindy STLSQ(0.1)", "seconds": dt, "terms": terms}
     return out
