@@ -15,9 +15,10 @@ support to roll out well: on the Hudson's Bay lynx and hare pelts (21 yearly poi
 the Lotka-Volterra candidate rolls out at R^2 about -1.9 and the held-out sweep keeps
 dx/dt = 0. Each support on the threshold path is therefore refined first
 (:func:`dynafit.refine`, trajectory matching on that support), and the supports are
-compared by the rollout of their refined coefficients: the sparsest whose refined
-rollout R^2 is within ``TRAJECTORY_SLACK`` of the best wins, and dx/dt = 0 only when no
-candidate with terms rolls out closer to the data than holding still.
+compared by AICc of their refined rollout residuals (:mod:`dynafit._choice`: the number
+of fitted coefficients against an effective sample size of the serially correlated
+residuals; dx/dt = 0 is a candidate with no parameters). What the choice rested on, the
+runner-up and its evidence ratio are recorded as ``options["choice"]``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._choice import choose
+from ._integrate import rollout
 from ._matching._refine import refine
 from ._trajectory import Trajectory
 
@@ -45,8 +48,9 @@ SHORT_TIMES = 100
 #: optimiser budget of each candidate's trajectory matching (refine's steps and lr)
 REFINE_STEPS = 600
 REFINE_LR = 0.05
-#: refined rollout R^2 within this of the best counts as equally good (fewest terms wins)
-TRAJECTORY_SLACK = 0.05
+#: AICc band within which the sparsest candidate is kept (0: the least AICc wins);
+#: fitted on the tuning half (even draws) of benchmarks/regimes.py
+TIE = 0.0
 #: at most this many distinct supports are refined (spread over the path)
 MAX_CANDIDATES = 8
 
@@ -57,13 +61,15 @@ def is_short(traj: Trajectory) -> bool:
 
 def choose_refined(
     model_of, fits: list[np.ndarray], traj: Trajectory
-) -> tuple[int, np.ndarray, np.ndarray]:
+) -> tuple[int, np.ndarray, np.ndarray, dict]:
     """Refine every distinct support of ``fits`` (coefficient matrices, one per sweep
     point) on ``traj`` and choose among them.
 
-    ``model_of(xi)`` builds the Model of a coefficient matrix. Returns ``(pick, xi, r2)``:
-    the chosen sweep index, its refined coefficients, and every sweep point's refined
-    rollout R^2 (NaN where its support was not refined; -inf where it diverged).
+    ``model_of(xi)`` builds the Model of a coefficient matrix. Returns ``(pick, xi, r2,
+    record)``: the chosen sweep index, its refined coefficients, every sweep point's
+    refined rollout R^2 (NaN where its support was not refined; -inf where it diverged),
+    and what the choice rested on (:meth:`dynafit._choice.Choice.record`, with every
+    refined candidate's AICc).
     """
     keys: dict[bytes, list[int]] = {}
     for j, xi in enumerate(fits):
@@ -90,19 +96,42 @@ def choose_refined(
         for k in group:
             r2[k] = value
         refined[j] = xi
-    tried = np.array(sorted(refined))
-    counts = np.array([np.count_nonzero(fits[j]) for j in tried])
-    scores = r2[tried]
-    with_terms = counts > 0
-    if with_terms.any() and (~with_terms).any():
-        # dx/dt = 0 only when nothing with terms rolls out closer to the data
-        if np.nanmax(scores[with_terms]) > np.nanmax(scores[~with_terms]):
-            scores = np.where(with_terms, scores, -np.inf)
-    best = np.max(scores)
-    ok = np.flatnonzero(scores >= best - TRAJECTORY_SLACK)
-    pick = ok[np.lexsort((-scores[ok], counts[ok]))[0]]
-    j = int(tried[pick])
-    return j, refined[j], r2
+    tried = [int(j) for j in sorted(refined)]
+    residuals = _rollout_residuals(
+        model_of(fits[tried[0]]).field, [refined[j] for j in tried], traj
+    )
+    counts = [int(np.count_nonzero(refined[j])) for j in tried]
+    choice = choose(residuals, counts, tie=TIE)
+    j = tried[choice.pick]
+    labels = [f"{c} terms (sweep point {i})" for c, i in zip(counts, tried)]
+    record = choice.record(labels)
+    record["candidates"] = [
+        {
+            "sweep_point": i,
+            "n_terms": c,
+            "aicc": _finite_or_none(a),
+            "rollout_r2": _finite_or_none(r2[i]),
+        }
+        for i, c, a in zip(tried, counts, choice.scores)
+    ]
+    return j, refined[j], r2, record
+
+
+def _rollout_residuals(field, xis: list[np.ndarray], traj: Trajectory) -> list[np.ndarray | None]:
+    """Data minus rollout (R, T, m) of each coefficient matrix from every run's first
+    state, in one vmapped integration; None where the rollout failed."""
+    x = np.asarray(traj.x if traj.is_batch else traj.x[None], dtype=np.float64)
+    R = x.shape[0]
+    stack = np.repeat(np.stack(xis), R, axis=0)
+    x0 = np.tile(x[:, 0, :], (len(xis), 1))
+    ys, ok = rollout(field, stack, x0, traj.t)
+    ys = np.asarray(ys, dtype=np.float64).reshape(len(xis), R, *x.shape[1:])
+    ok = np.asarray(ok).reshape(len(xis), R).all(axis=1)
+    return [(x - y) if good and np.all(np.isfinite(y)) else None for y, good in zip(ys, ok)]
+
+
+def _finite_or_none(v) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
 
 
 def _selected_r2(model) -> float:

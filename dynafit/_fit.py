@@ -116,9 +116,10 @@ def fit(
       (:func:`dynafit._discovery.choose_formulation`); "derivative" otherwise. Recorded as
       ``model.options["regression"]``.
     - Short data (< 100 samples per run): every support on the threshold path is refined
-      by trajectory matching (:func:`dynafit.refine`) before the choice, the sparsest
-      whose refined rollout is within 0.05 R^2 of the best wins, and the refined
-      coefficients are returned (``options["selection"] == "refined candidates"``).
+      by trajectory matching (:func:`dynafit.refine`) before the choice, the least AICc
+      of the refined rollout residuals wins (:mod:`dynafit._choice`), and the refined
+      coefficients are returned (``options["selection"] == "refined candidates"``;
+      ``options["choice"]``: the rule, the runner-up, the evidence ratio, whether close).
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
@@ -324,7 +325,7 @@ def fit(
     if check and is_short(traj):
         # tens of samples: every support is judged by its rollout after trajectory
         # matching (dynafit._discovery), and the refined coefficients are returned
-        pick, xi, sweep["refined_rollout_r2"] = choose_refined(
+        pick, xi, sweep["refined_rollout_r2"], record["choice"] = choose_refined(
             lambda c: Model(fam, traj.names, c, record), refits, traj
         )
         sweep["selected"] = np.arange(len(sweep)) == pick
