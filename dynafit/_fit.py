@@ -200,6 +200,15 @@ def fit(
         # lies in the library's span and would densify A)
         clean = requested == "auto" and derivative == "centered" and traj.n_times >= 11
         opts["order"] = 4 if clean else 2
+    zero_samples = _zero_prefactor_samples(fam, traj)
+    if zero_samples:
+        warnings.warn(
+            f"family {fam.name!r}: {zero_samples} samples are 0 (a species that died out); "
+            "their per-capita rate is undefined and they get weight 0 in their equation "
+            '(model.options["zero_samples"])',
+            RuntimeWarning,
+            stacklevel=2,
+        )
     data = (
         _Data.build_weak(traj, fam, opts)
         if regression == "weak"
@@ -218,6 +227,8 @@ def fit(
         "n_runs": traj.n_runs,
         "t_range": [float(traj.t[0]), float(traj.t[-1])],
     }
+    if zero_samples:
+        record["zero_samples"] = zero_samples
     if derivative == "smoothed":
         record["window"] = opts["window"]
     if optimizer == "sr3":
@@ -348,6 +359,16 @@ def fit(
             stacklevel=2,
         )
     return Model(fam, traj.names, xi, {**record, "threshold": thr}, sweep)
+
+
+def _zero_prefactor_samples(fam: AbstractFamily, traj: Trajectory) -> int:
+    """How many samples (run, time, variable) have a prefactor g_i(x) = 0 (a species at
+    0 in the Lotka-Volterra family): 0 for families with g = 1."""
+    field = vector_field(fam, traj.n_vars)
+    if field.g_is_one:
+        return 0
+    x = traj.x if traj.is_batch else traj.x[None]
+    return int(np.sum(field.g_np(np.asarray(x)) == 0))
 
 
 def _rollout_quality(
