@@ -465,22 +465,32 @@ class _spy_candidates:
         from dynafit import _discovery
 
         self.mod = _discovery
-        self.orig = (_discovery._rollout_residuals, _discovery.choose)
+        self.orig = (
+            _discovery._rollout_residuals,
+            _discovery.choose,
+            _discovery.match_initial_state,
+        )
         store = self.store
 
         def residuals(field, xis, traj):
             store["xis"] = [np.asarray(x) for x in xis]
             return self.orig[0](field, xis, traj)
 
+        def initial(field, xi, t, x, **kw):
+            out = self.orig[2](field, xi, t, x, **kw)
+            store["xis"].append(np.asarray(out[0]))
+            return out
+
         def choose(res, counts, **kw):
             store["residuals"], store["counts"] = res, counts
             return self.orig[1](res, counts, **kw)
 
         _discovery._rollout_residuals, _discovery.choose = residuals, choose
+        _discovery.match_initial_state = initial
         return self
 
     def __exit__(self, *exc):
-        self.mod._rollout_residuals, self.mod.choose = self.orig
+        self.mod._rollout_residuals, self.mod.choose, self.mod.match_initial_state = self.orig
         return False
 
 
@@ -624,10 +634,12 @@ def main(argv=None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     start = time.time()
     done = 0
-    for draw in range(args.first_draw, args.draws):
-        for size in args.sizes:
-            for noise in args.noise:
-                for kind in args.kinds:
+    # cell by cell, every draw of a cell before the next cell (tuning and report halves
+    # grow together)
+    for size in args.sizes:
+        for noise in args.noise:
+            for kind in args.kinds:
+                for draw in range(args.first_draw, args.draws):
                     path = cell_path(kind, size, noise, draw)
                     if path.exists():
                         continue

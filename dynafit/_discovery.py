@@ -30,6 +30,7 @@ import numpy as np
 
 from ._choice import choose
 from ._integrate import rollout
+from ._matching._initial_state import match_initial_state
 from ._matching._refine import refine
 from ._trajectory import Trajectory
 
@@ -60,7 +61,7 @@ def is_short(traj: Trajectory) -> bool:
 
 
 def choose_refined(
-    model_of, fits: list[np.ndarray], traj: Trajectory
+    model_of, fits: list[np.ndarray], traj: Trajectory, *, initial_state: bool = True
 ) -> tuple[int, np.ndarray, np.ndarray, dict]:
     """Refine every distinct support of ``fits`` (coefficient matrices, one per sweep
     point) on ``traj`` and choose among them.
@@ -69,7 +70,10 @@ def choose_refined(
     record)``: the chosen sweep index, its refined coefficients, every sweep point's
     refined rollout R^2 (NaN where its support was not refined; -inf where it diverged),
     and what the choice rested on (:meth:`dynafit._choice.Choice.record`, with every
-    refined candidate's AICc).
+    refined candidate's AICc). With ``initial_state``, every candidate with terms is also
+    matched with the initial states fitted (:mod:`dynafit._matching._initial_state`),
+    its m values per run counted as parameters; when such a variant wins, its fitted
+    initial states are ``record["initial_state"]``.
     """
     keys: dict[bytes, list[int]] = {}
     for j, xi in enumerate(fits):
@@ -97,24 +101,44 @@ def choose_refined(
             r2[k] = value
         refined[j] = xi
     tried = [int(j) for j in sorted(refined)]
-    residuals = _rollout_residuals(
-        model_of(fits[tried[0]]).field, [refined[j] for j in tried], traj
-    )
+    field = model_of(fits[tried[0]]).field
+    residuals = _rollout_residuals(field, [refined[j] for j in tried], traj)
     counts = [int(np.count_nonzero(refined[j])) for j in tried]
-    choice = choose(residuals, counts, tie=TIE)
-    j = tried[choice.pick]
+    xis = [refined[j] for j in tried]
+    x0s: list = [None] * len(tried)
     labels = [f"{c} terms (sweep point {i})" for c, i in zip(counts, tried)]
+    sweep_points, fitted_x0 = list(tried), [False] * len(tried)
+    if initial_state:
+        # the same candidates with every run's initial state fitted too (its m values per
+        # run count as parameters): chosen only where they pay for themselves
+        x = np.asarray(traj.x if traj.is_batch else traj.x[None], dtype=np.float64)
+        for j, xi, c in zip(tried, list(xis), list(counts)):
+            if c == 0:
+                continue
+            xi2, x0, res = match_initial_state(field, xi, traj.t, x)
+            xis.append(xi2)
+            x0s.append(x0)
+            residuals.append(res)
+            counts.append(c + x0.size)
+            labels.append(f"{c} terms (sweep point {j}) + fitted initial state")
+            sweep_points.append(j)
+            fitted_x0.append(True)
+    choice = choose(residuals, counts, tie=TIE)
+    k = choice.pick
     record = choice.record(labels)
     record["candidates"] = [
         {
             "sweep_point": i,
-            "n_terms": c,
+            "n_params": c,
+            "fitted_initial_state": f,
             "aicc": _finite_or_none(a),
-            "rollout_r2": _finite_or_none(r2[i]),
+            "rollout_r2": _finite_or_none(r2[i]) if not f else None,
         }
-        for i, c, a in zip(tried, counts, choice.scores)
+        for i, c, f, a in zip(sweep_points, counts, fitted_x0, choice.scores)
     ]
-    return j, refined[j], r2, record
+    if fitted_x0[k]:
+        record["initial_state"] = np.asarray(x0s[k]).tolist()
+    return sweep_points[k], xis[k], r2, record
 
 
 def _rollout_residuals(field, xis: list[np.ndarray], traj: Trajectory) -> list[np.ndarray | None]:

@@ -13,7 +13,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import dynafit
-from dynafit._choice import aicc, choose, effective_fraction, lag1_autocorrelation
+from dynafit._choice import aicc, ar1_deviance, choose, lag1_autocorrelation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import regimes  # noqa: E402
@@ -42,27 +42,41 @@ def test_choose_prefers_fewer_parameters_unless_residuals_drop():
 def test_close_candidates_are_reported_as_close():
     rng = np.random.default_rng(1)
     e = rng.standard_normal((1, 30, 2))
-    # a parameter whose extra fit is worth about its penalty: delta under 2
-    k_ratio = np.exp(-1.0 / 60)  # 2 more parameters, residual variance down ~3 %
-    out = choose([e, k_ratio * e], [4, 5])
+    # one more parameter whose residual drop is worth about its penalty: delta under 2
+    out = choose([e, np.exp(-1.0 / 60) * e], [4, 5])
     assert out.close and abs(out.delta) < 2
     assert out.record()["close"] is True
 
 
-def test_effective_sample_size_of_correlated_residuals():
+def test_correlated_residuals_weigh_less_than_white_ones():
     rng = np.random.default_rng(2)
     white = rng.standard_normal((1, 2000, 1))
     ar = np.zeros_like(white)
     for t in range(1, 2000):
         ar[0, t] = 0.8 * ar[0, t - 1] + white[0, t]
-    assert lag1_autocorrelation(white) == pytest.approx(0.0, abs=0.05)
-    assert lag1_autocorrelation(ar) == pytest.approx(0.8, abs=0.05)
-    assert effective_fraction(0.8) == pytest.approx(0.2 / 1.8)
-    # fewer effective samples: the same parameter costs relatively more
-    assert aicc(ar, 3, 1.0) - aicc(ar, 2, 1.0) < aicc(ar, 3, 0.1) - aicc(ar, 2, 0.1)
+    assert lag1_autocorrelation(white)[0] == pytest.approx(0.0, abs=0.05)
+    assert lag1_autocorrelation(ar)[0] == pytest.approx(0.8, abs=0.05)
+    # the AR(1) deviance of AR(1) residuals is that of their innovations (plus the start)
+    dev, rho = ar1_deviance(ar)
+    assert dev == pytest.approx(2000 * np.log(np.mean(white[0, 1:] ** 2)), rel=0.01, abs=5)
+    # a smooth offset of an AR(1) series is cheaper than the same offset on white noise
+    bump = 1.0 * np.sin(np.linspace(0, np.pi, 2000))[None, :, None]
+    gain_white = aicc(white + bump, 2) - aicc(white, 2)
+    gain_ar = aicc(ar + bump, 2) - aicc(ar, 2)
+    assert gain_white > 10 and gain_white > 3 * gain_ar
     # more parameters than the data support: +inf, and non-finite residuals too
-    assert np.isinf(aicc(white[:, :5], 6, 1.0))
-    assert np.isinf(aicc(np.full((1, 5, 1), np.nan), 1, 1.0))
+    assert np.isinf(aicc(white[:, :5], 6))
+    assert np.isinf(aicc(np.full((1, 5, 1), np.nan), 1))
+
+
+def test_clean_data_do_not_drown_the_right_law():
+    """Smooth numerical error (lag-1 correlation near 1) is no reason to prefer dx/dt = 0:
+    the candidate whose residuals are a thousand times smaller wins."""
+    t = np.linspace(0, 1, 20)
+    smooth = 1e-6 * np.sin(3 * t)[None, :, None] * np.ones((1, 1, 2))
+    off = 0.3 * np.cos(2 * t)[None, :, None] * np.ones((1, 1, 2))
+    out = choose([smooth, off], [6, 0])
+    assert out.pick == 0
 
 
 # ------------------------------------------------------------------ extinction
