@@ -62,8 +62,10 @@ def fit(
       ``n_terms=`` (``NTerms(n)``: the densest sweep point with at most n terms).
     - ``matching``: ``Matching()`` (default) or None. Term-library families on short data
       (< 100 samples per run): every support on the path is refined by trajectory
-      matching before the choice and the refined coefficients returned
-      (``options["selection"] == "refined candidates"``). Shared-rate families: the
+      matching (also with the initial states fitted) before the choice, the least AICc
+      of the matched rollout residuals wins (:mod:`dynafit._choice`), and the refined
+      coefficients are returned (``options["selection"] == "refined candidates"``;
+      ``options["choice"]``: the rule, the runner-up, its evidence ratio, whether close). Shared-rate families: the
       trajectory matching after least squares (``steps``, ``lr``, ...).
     - ``stages``: all of them at once (``dynafit.parts.Stages``), instead of the above.
     - ``**options``: the parts' parameters by their old names (``DEFAULT_OPTIONS``: order,
