@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: demo test test-unit test-slow install lint clean
+.PHONY: demo test test-unit test-slow install lint docs clean
 
 install: $(STAMP)
 
@@ -33,5 +33,9 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dynafit training tests benchmarks examples
 
+# the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken reference fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .jax_cache demo_out
+	rm -rf $(VENV) .jax_cache demo_out site
