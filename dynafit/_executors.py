@@ -287,7 +287,7 @@ def require_ray(address: str | None = None) -> Any:
     if _is_local(address):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
-        import ray
+        import ray  # pyright: ignore[reportMissingImports]  (an optional extra)
     except ImportError:
         raise ImportError(RAY_MISSING) from None
     return ray
