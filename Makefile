@@ -30,7 +30,7 @@ test-unit: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no slow tests collected"; rc=0; fi; exit $$rc
 
-LINT_PATHS := dynafit training tests benchmarks examples
+LINT_PATHS := dynafit training tests benchmarks examples docs/_hooks
 
 # all three checks run; the summary line names those that failed
 # (type checking: basedpyright in basic mode on dynafit/, [tool.basedpyright] in pyproject.toml;
