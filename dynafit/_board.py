@@ -1,13 +1,13 @@
 """Leaderboards: the table of models and scores that ``compare`` and ``fit_many`` return,
 and its ranking rule.
 
-Ranking rule (docs/guide/comparing.md, "The ranking rule"): best first by BIC; rows
-within ``tolerance`` (10) of the best BIC are equally good, and among them the smaller
-library wins (linear = lotka_volterra = m + 1 columns < polynomial), then fewer terms. A
-model with no terms (dx/dt = 0) whose rollout is further from the data than some model
-with terms ranks after every other finite row: it neither wins nor sets the band of the
-tie rule. Diverged rows rank after every finite one; a family that cannot apply to the
-data is a row with status ``"not applicable: <why>"``, ranked last.
+Ranking rule (docs/guide/comparing.md): best first by BIC; rows within ``tolerance`` (10) of the
+best BIC are equally good, and among them the smaller library wins (linear =
+lotka_volterra = m + 1 columns < polynomial), then fewer terms. A model with no terms
+(dx/dt = 0) whose rollout is further from the data than some model with terms ranks
+after every other finite row: it neither wins nor sets the band of the tie rule.
+Diverged rows rank after every finite one; a family that cannot apply to the data is a
+row with status ``"not applicable: <why>"``, ranked last.
 """
 
 from __future__ import annotations

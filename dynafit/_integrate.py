@@ -37,13 +37,10 @@ def compiled(
     return _make_solver(field, solver, rtol, atol, max_steps, blowup)
 
 
-def _diffeqsolve(
-    vector, method, y0, ts, args, controller, max_steps: int, **kw
-) -> tuple[Array, dfx.RESULTS]:
+def _diffeqsolve(vector, method, y0, ts, args, controller, max_steps: int, **kw):
     """``diffrax.diffeqsolve`` as every solve here makes it: adaptive steps from ``ts[0]``
-    to ``ts[-1]``, saved at ``ts``, failures returned in ``result`` (never raised).
-    Returns the saved states and the result."""
-    sol = dfx.diffeqsolve(
+    to ``ts[-1]``, saved at ``ts``, failures returned in ``sol.result`` (never raised)."""
+    return dfx.diffeqsolve(
         dfx.ODETerm(vector),
         method,
         t0=ts[0],
@@ -57,8 +54,6 @@ def _diffeqsolve(
         throw=False,
         **kw,
     )
-    assert sol.ys is not None  # SaveAt(ts=...) always saves states
-    return sol.ys, sol.result
 
 
 def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup):
@@ -77,10 +72,10 @@ def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup)
     def one(xi, x0, ts):
         bound = blowup * (1.0 + jnp.max(jnp.abs(x0)))
         event = dfx.Event(lambda t, y, args, **kw: ~(jnp.max(jnp.abs(y)) < bound))
-        saved, result = _diffeqsolve(vector, method, x0, ts, xi, controller, max_steps, event=event)
-        ys = jnp.where(jnp.isfinite(saved), saved, jnp.inf)
-        ok = (result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(saved))
-        return ys, ok, result == dfx.RESULTS.max_steps_reached
+        sol = _diffeqsolve(vector, method, x0, ts, xi, controller, max_steps, event=event)
+        ys = jnp.where(jnp.isfinite(sol.ys), sol.ys, jnp.inf)
+        ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
+        return ys, ok, sol.result == dfx.RESULTS.max_steps_reached
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
 
@@ -97,13 +92,11 @@ def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
     def run(xi, x0, ts):
         bound = blowup * (1.0 + jnp.max(jnp.abs(x0), axis=-1))
         controller = dfx.PIDController(rtol=rtol, atol=atol, norm=_max_member_rms)
-        saved, result = _diffeqsolve(
-            vector, dfx.Tsit5(), x0, ts, (xi, bound), controller, max_steps
-        )
-        ys = jnp.swapaxes(saved, 0, 1)  # (B, T, m)
+        sol = _diffeqsolve(vector, dfx.Tsit5(), x0, ts, (xi, bound), controller, max_steps)
+        ys = jnp.swapaxes(sol.ys, 0, 1)  # (B, T, m)
         ok = jnp.all(jnp.isfinite(ys) & (jnp.abs(ys) < bound[:, None, None]), axis=(1, 2))
         ys = jnp.where(jnp.isfinite(ys), ys, jnp.inf)
-        return ys, ok, result == dfx.RESULTS.successful
+        return ys, ok, sol.result == dfx.RESULTS.successful
 
     return jax.jit(run)
 
@@ -128,11 +121,9 @@ def solve_traced(
     rtol, atol = _tolerances(rtol, atol, y0.dtype)
     controller = dfx.PIDController(rtol=rtol, atol=atol)
     adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-    saved, result = _diffeqsolve(
-        vector, dfx.Tsit5(), y0, ts, args, controller, max_steps, adjoint=adjoint
-    )
-    ok = (result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(saved))
-    return jnp.where(ok, saved, jnp.inf), ok
+    sol = _diffeqsolve(vector, dfx.Tsit5(), y0, ts, args, controller, max_steps, adjoint=adjoint)
+    ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
+    return jnp.where(ok, sol.ys, jnp.inf), ok
 
 
 def _max_member_rms(err: Array) -> Array:

@@ -14,9 +14,9 @@ the trainer's config), and each ``plot_*`` draws the matching figure:
 - a linear ODE describes the early dynamics (R^2
   against the embedding dimension)                    :func:`linear_r2`
 
-Survival follows the reference code (docs/guide/circles.md, "Circle signals and the
-survival rule"): circle k is alive at the end of training when S_k is above twice the
-spectrum's mean, ``dynafit.survival_threshold``; the initial gradient of circle k is
+Survival follows the reference code (docs/guide/circles.md): circle k is
+alive at the end of training when S_k is above twice the spectrum's mean,
+``dynafit.survival_threshold``; the initial gradient of circle k is
 (S_k(4) - S_k(3)) / S_k(0), read from the trajectory itself.
 
 Everything returns pandas DataFrames or plain dicts; figures are matplotlib ``Figure``
