@@ -10,7 +10,7 @@ The face, organised by what users do (``__all__`` below lists it in groups):
 - what dynafit's own clients (``training/``) share with it in :mod:`dynafit.internal`
   (not a user API; not imported here).
 
-Names that DESIGN.md and earlier users had at the top (``dynafit.survivors``,
+Names that earlier versions had at the top (``dynafit.survivors``,
 ``dynafit.fittest``, ``dynafit.plot_inclusion``, ...) stay, as the same objects.
 """
 

@@ -26,7 +26,7 @@ from ._matching import refine as refine_model
 from ._postfit import fit_ensemble, fit_stable
 from ._score import pooled_information
 from ._trajectory import Trajectory
-from .families import get_family
+from .families import AbstractFamily, get_family
 
 
 # --------------------------------------------------------------------------- fitting
@@ -126,7 +126,7 @@ def _library_size(family: Any, m: int) -> int:
 
 def compare(
     traj: Trajectory,
-    families: Sequence[Any] | str = DEFAULT_FAMILIES,
+    families: Sequence[str | AbstractFamily] | str = DEFAULT_FAMILIES,
     *,
     by: str = "bic",
     refine: bool = False,

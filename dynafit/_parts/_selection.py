@@ -151,7 +151,7 @@ class NTerms(AbstractSelection):
         return {"holdout": self.fraction}
 
 
-def _heldout_sweep(data: _Data, regression: AbstractSparseRegression, grid, opts) -> tuple:
+def _heldout_sweep(data: _Data, regression: AbstractSparseRegression, grid, opts) -> pd.DataFrame:
     """The candidates fitted on the training rows, their held-out errors and AIC/BIC."""
     if data.train.n_rows < data.n_lib or data.test.n_rows < 2:
         raise ValueError(

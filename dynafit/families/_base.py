@@ -174,7 +174,7 @@ def check_positive(family: str, x: np.ndarray, names: Sequence[str]) -> None:
         which = [names[i] for i in bad]
         raise ValueError(
             f"{family} needs strictly positive values; variable(s) {which} reach "
-            f"{flat[:, bad].min():g} (first: {names[bad[0]]!r}). Use another family or "
+            f"{flat[:, bad].min():g} (first: {names[int(bad[0])]!r}). Use another family or "
             "shift/select the data."
         )
 
