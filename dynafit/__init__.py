@@ -27,3 +27,8 @@ from ._trajectory import load as load
 from ._trajectory import survival_threshold as survival_threshold
 from ._version import __version__ as __version__
 from .families import AbstractFamily as AbstractFamily
+
+# isort: split
+# --- which circles win and how many (issue 24) ---
+from . import _budget as _budget  # registers the budget family's own fit
+from ._budget import budget_state as budget_state
