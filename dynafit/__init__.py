@@ -32,3 +32,5 @@ from .families import AbstractFamily as AbstractFamily
 # --- which circles win and how many (issue 24) ---
 from . import _budget as _budget  # registers the budget family's own fit
 from ._budget import budget_state as budget_state
+from ._circle_quantities import circle_quantities as circle_quantities
+from ._circle_quantities import circle_readout as circle_readout
