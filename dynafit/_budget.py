@@ -3,7 +3,8 @@ its stable state.
 
     Z = sum_j w_j x_j^g,    dx_i/dt = E w_i x_i^g / Z - lam x_i
 
-:func:`fit_budget` (what ``dynafit.fit(traj, BudgetShare(...))`` runs):
+:func:`fit_budget` (what ``dynafit.fit(traj, BudgetShare(...))`` runs, as the family's
+``fitting`` is ``Fitting.BUDGET``):
 
 1. Only the recent part of the window is used (``start``, a fraction of the window
    skipped, 0.5 by default): in training runs the first tens of steps are a transient
@@ -29,9 +30,9 @@ import numpy as np
 import scipy.optimize
 
 from ._derivatives import check_method, differentiate, resolve
-from ._fit import OWN_FITS
 from ._model import Model
-from ._trajectory import Trajectory, survival_threshold
+from ._survival import survival_threshold
+from ._trajectory import Trajectory
 from .families.budget_share import BudgetShare
 
 #: options of the budget fit and their defaults
@@ -182,6 +183,3 @@ def budget_state(model: Any, *, s0: float = 0.0) -> dict[str, Any]:
         "decay": decay,
         "total": total,
     }
-
-
-OWN_FITS[BudgetShare] = fit_budget

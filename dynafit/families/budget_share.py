@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ._base import AbstractFamily, check_positive, register
+from ._base import AbstractFamily, Fitting, check_positive, register
 
 
 @register
@@ -38,6 +38,7 @@ class BudgetShare(AbstractFamily):
     """dx_i/dt = E w_i x_i^g / Z - lam x_i, Z = sum_j w_j x_j^g; needs positive data."""
 
     name = "budget_share"
+    fitting = Fitting.BUDGET
 
     def __init__(self, gamma: float = 0.75, weights: Any = None):
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)):
