@@ -45,6 +45,12 @@ from .circles import survival_threshold as survival_threshold
 from .circles import survivors as survivors
 from .families import AbstractFamily as AbstractFamily
 
+# isort: split
+# --- which circles win and how many (issue 24; the same objects as in dynafit.circles) ---
+from .circles import budget_state as budget_state
+from .circles import circle_quantities as circle_quantities
+from .circles import circle_readout as circle_readout
+
 __all__ = [
     # ------------------------------------------------------------ the core verbs
     "Trajectory",
@@ -79,6 +85,10 @@ __all__ = [
     "equations_with_intervals",
     "uncertainty",
     "__version__",
+    # ------------------- which circles win and how many (issue 24; also in circles)
+    "budget_state",
+    "circle_quantities",
+    "circle_readout",
 ]
 
 # issue 23: JAX's persistent compilation cache on by default (dynafit._cache)

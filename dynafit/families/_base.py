@@ -25,6 +25,8 @@ class Fitting(enum.Enum):
 
     SPARSE = "sparse"
     SHARED_RATE = "shared_rate"
+    #: least squares of the shared-budget law on the window's recent part (:mod:`dynafit._budget`)
+    BUDGET = "budget"
 
 
 class AbstractFamily(abc.ABC):
