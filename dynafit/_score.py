@@ -40,13 +40,12 @@ import numpy as np
 from ._derivatives import derivative_error_variance, differentiate, recorded_method
 from ._integrate import rollout
 from ._regression import information_criteria
+from ._score_names import FORECAST_KEYS as FORECAST_KEYS
+from ._score_names import SCORE_KEYS as SCORE_KEYS
 from ._trajectory import Trajectory
 
 if TYPE_CHECKING:
     from ._model import Model
-
-SCORE_KEYS = ("deriv_r2", "onestep_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged")
-FORECAST_KEYS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
 
 
 def score(
