@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,11 +32,14 @@ from ._fit import fit
 from ._survival import _above, _final_state, actual_survivors, precision_recall
 from ._trajectory import Trajectory
 
+if TYPE_CHECKING:  # for annotations only: the model layer imports this one
+    from ._model import Model
+
 METHODS = ("model", "alive_at_t", "top_k_at_t", "top_k_model")
 
 
 def compare_survivors(
-    model: Any,
+    model: Model,
     traj: Trajectory,
     until: float | None = None,
     *,
