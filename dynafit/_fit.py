@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._budget import fit_budget
 from ._model import Model
 from ._parts import DEFAULT_OPTIONS as DEFAULT_OPTIONS
 from ._parts import OPTIMIZERS as OPTIMIZERS
@@ -62,8 +63,10 @@ def fit(
       ``n_terms=`` (``NTerms(n)``: the densest sweep point with at most n terms).
     - ``matching``: ``Matching()`` (default) or None. Term-library families on short data
       (< 100 samples per run): every support on the path is refined by trajectory
-      matching before the choice and the refined coefficients returned
-      (``options["selection"] == "refined candidates"``). Shared-rate families: the
+      matching (also with the initial states fitted) before the choice, the least AICc
+      of the matched rollout residuals wins (:mod:`dynafit._choice`), and the refined
+      coefficients are returned (``options["selection"] == "refined candidates"``;
+      ``options["choice"]``: the rule, the runner-up, its evidence ratio, whether close). Shared-rate families: the
       trajectory matching after least squares (``steps``, ``lr``, ...).
     - ``stages``: all of them at once (``dynafit.parts.Stages``), instead of the above.
     - ``**options``: the parts' parameters by their old names (``DEFAULT_OPTIONS``: order,
@@ -75,6 +78,17 @@ def fit(
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
     fam = get_family(family)
+    if fam.fitting is Fitting.BUDGET:  # its own least squares (issue 24)
+        given = dict(optimizer=optimizer, threshold=threshold, n_terms=n_terms)
+        given.update(criterion=criterion, matching=matching, stages=stages)
+        default = dict(optimizer="stlsq", threshold=None, n_terms=None, criterion="holdout")
+        default.update(matching="default", stages=None)
+        extra = sorted(k for k in given if given[k] != default[k])
+        if extra:
+            raise ValueError(
+                f"the {fam.name!r} family is fitted by least squares; {extra} do not apply"
+            )
+        return fit_budget(traj, fam, derivative, **options)
     parts = resolve_stages(
         fam, stages, derivative, optimizer, threshold, n_terms, criterion, matching, options
     )
