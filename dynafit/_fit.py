@@ -11,15 +11,28 @@ shared-rate families least squares and trajectory matching
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._model import Model
 from ._parts import DEFAULT_OPTIONS as DEFAULT_OPTIONS
 from ._parts import OPTIMIZERS as OPTIMIZERS
-from ._parts import Stages, fit_shared_rate, fit_sparse, resolve_stages
+from ._parts import (
+    AbstractDerivative,
+    AbstractSelection,
+    AbstractSparseRegression,
+    Matching,
+    Stages,
+    fit_shared_rate,
+    fit_sparse,
+    resolve_stages,
+)
 from ._parts._selection import CRITERIA as CRITERIA
+from ._parts._stages import DEFAULT_MATCHING
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, Fitting, get_family
+
+if TYPE_CHECKING:
+    from pysindy.differentiation import BaseDifferentiation
 
 #: how each kind of family is fitted
 FITS = {Fitting.SPARSE: fit_sparse, Fitting.SHARED_RATE: fit_shared_rate}
@@ -29,12 +42,12 @@ def fit(
     traj: Trajectory,
     family: str | AbstractFamily = "linear",
     *,
-    derivative: Any = "auto",
-    optimizer: Any = "stlsq",
+    derivative: str | AbstractDerivative | BaseDifferentiation = "auto",
+    optimizer: str | AbstractSparseRegression = "stlsq",
     threshold: float | None = None,
     n_terms: int | None = None,
-    criterion: Any = "holdout",
-    matching: Any = "default",
+    criterion: str | AbstractSelection = "holdout",
+    matching: Matching | None = DEFAULT_MATCHING,
     stages: Stages | None = None,
     **options: Any,
 ) -> Model:
@@ -60,11 +73,12 @@ def fit(
       "bic")`` / "aic", "bic"; ``threshold=`` (``Threshold(value)``: a relative
       threshold, coefficients measured on unit-RMS columns against unit-RMS targets) or
       ``n_terms=`` (``NTerms(n)``: the densest sweep point with at most n terms).
-    - ``matching``: ``Matching()`` (default) or None. Term-library families on short data
-      (< 100 samples per run): every support on the path is refined by trajectory
-      matching before the choice and the refined coefficients returned
-      (``options["selection"] == "refined candidates"``). Shared-rate families: the
-      trajectory matching after least squares (``steps``, ``lr``, ...).
+    - ``matching``: ``Matching()`` (default) or None (off). Term-library families on
+      short data (< 100 samples per run): every support on the path is refined by
+      trajectory matching before the choice and the refined coefficients returned
+      (``options["selection"] == "refined candidates"``; the candidates' budget is
+      :mod:`dynafit._discovery`'s). Shared-rate families: the trajectory matching after
+      least squares, with the part's settings (or the options ``steps``, ``lr``, ...).
     - ``stages``: all of them at once (``dynafit.parts.Stages``), instead of the above.
     - ``**options``: the parts' parameters by their old names (``DEFAULT_OPTIONS``: order,
       window, holdout, n_thresholds, thresholds, tolerance, abs_tolerance, alpha,
