@@ -11,16 +11,29 @@ shared-rate families least squares and trajectory matching
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._budget import fit_budget
 from ._model import Model
 from ._parts import DEFAULT_OPTIONS as DEFAULT_OPTIONS
 from ._parts import OPTIMIZERS as OPTIMIZERS
-from ._parts import Stages, fit_shared_rate, fit_sparse, resolve_stages
+from ._parts import (
+    AbstractDerivative,
+    AbstractSelection,
+    AbstractSparseRegression,
+    Matching,
+    Stages,
+    fit_shared_rate,
+    fit_sparse,
+    resolve_stages,
+)
 from ._parts._selection import CRITERIA as CRITERIA
+from ._parts._stages import DEFAULT_MATCHING
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, Fitting, get_family
+
+if TYPE_CHECKING:
+    from pysindy.differentiation import BaseDifferentiation
 
 #: how each kind of family is fitted
 FITS = {Fitting.SPARSE: fit_sparse, Fitting.SHARED_RATE: fit_shared_rate}
@@ -30,12 +43,12 @@ def fit(
     traj: Trajectory,
     family: str | AbstractFamily = "linear",
     *,
-    derivative: Any = "auto",
-    optimizer: Any = "stlsq",
+    derivative: str | AbstractDerivative | BaseDifferentiation = "auto",
+    optimizer: str | AbstractSparseRegression = "stlsq",
     threshold: float | None = None,
     n_terms: int | None = None,
-    criterion: Any = "holdout",
-    matching: Any = "default",
+    criterion: str | AbstractSelection = "holdout",
+    matching: Matching | None = DEFAULT_MATCHING,
     stages: Stages | None = None,
     **options: Any,
 ) -> Model:

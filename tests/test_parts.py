@@ -116,6 +116,10 @@ def test_stages_bundle_equals_arguments(lin):
         dynafit.fit(lin, "linear", criterion=parts.HeldOut(), threshold=0.1)
     with pytest.raises(ValueError, match="SharedRate"):
         dynafit.fit(lin, "mean_field_lv", stages=stages)
+    with pytest.raises(ValueError, match="takes matching=Matching"):
+        dynafit.fit(lin, "linear", matching=parts.Matching(steps=5))
+    with pytest.raises(ValueError, match="not beside it"):
+        dynafit.fit(lin, MeanFieldLV(), matching=parts.Matching(), steps=5)
 
 
 def test_pysindy_differentiation_objects_as_they_are(lin):
