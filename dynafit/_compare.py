@@ -169,10 +169,9 @@ def compare(
         raise ValueError(f"compare needs a dynafit.Trajectory, got {type(traj).__name__}")
     families, names = _family_list(families, "compare")
     score_kw = _score_kw(horizon, forecast)
-    if by not in (*SCORE_COLUMNS, "onestep_r2", *FORECAST_COLUMNS, "forecast_rmse"):
+    if by not in (*SCORE_COLUMNS, *FORECAST_COLUMNS):
         raise ValueError(
-            f"cannot rank by {by!r}; choose one of "
-            f"{[*SCORE_COLUMNS, 'onestep_r2', *FORECAST_COLUMNS, 'forecast_rmse']}"
+            f"cannot rank by {by!r}; choose one of {[*SCORE_COLUMNS, *FORECAST_COLUMNS]}"
         )
     if by.startswith("forecast") and not score_kw:
         raise ValueError(f"ranking by {by!r} needs horizon= or forecast=")
