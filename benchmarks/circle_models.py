@@ -8,14 +8,19 @@ for every run and fit window 0..W, each candidate is fitted on the window and
 ``dynafit.compare_survivors`` integrates it from the state at W to the run's end; the
 paper's threshold on the final state gives the survivors, so the count is the model's
 own. Baselines at W: "alive at W" (above the threshold at W: the count from the data)
-and "top-k at W (told k)" (the k largest at W, told the true k).
+and "top-k at W (told k)" (the k largest at W, told the true k), and (issue 24) "growth
+top-k at W (told k)" (the k largest per-capita growth rates over W-10..W). The runs may
+also be cut at an earlier reference step (the survivors are then those alive at the
+file's last step: say which).
 
 Forecast (``--forecast``: runs of at least 2,000 steps): every candidate fitted on
 0..1000 forecasts 1000..2000 from the state at 1000: relative RMSE (RMSE over the
 horizon / RMS of the data there) and skill against persistence (1 - RMSE / RMSE of
 holding the value at 1000), at horizons 50..1000.
 
-Both through ``dynafit.early_window_table``. Candidates: ``mean_field_lv`` with and
+Both through ``dynafit.early_window_table``. Candidates: ``budget_share`` (issue 24:
+a shared inflow budget divided in proportion to w_i S_i^g, one decay; g = 0.75, 0.8,
+0.85), ``mean_field_lv`` with and
 without the inflow term, ``low_rank_lv`` rank 1 with the inflow, ``low_rank_linear``
 rank 2 (each fitted on derivatives, then matched to the window's trajectory for
 ``--steps`` steps); the default linear fit; plain least-squares linear (threshold 0);
@@ -34,9 +39,14 @@ import pandas as pd
 
 def candidates(steps: int) -> dict:
     import dynafit
-    from dynafit.families import LowRankLinear, LowRankLV, MeanFieldLV
+    from dynafit.families import BudgetShare, LowRankLinear, LowRankLV, MeanFieldLV
 
     return {
+        # issue 24: the shared-budget law, fitted on the window's second half; its count
+        # is read from its stable state (dynafit.budget_state). g tuned on even seeds.
+        "budget_share g=0.75": (BudgetShare(0.75), {}),
+        "budget_share g=0.8": (BudgetShare(0.8), {}),
+        "budget_share g=0.85": (BudgetShare(0.85), {}),
         "mean_field_lv+inflow (start validated)": functools.partial(
             dynafit.fit_recent, family=MeanFieldLV(offset=True), steps=steps
         ),

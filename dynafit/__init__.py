@@ -10,13 +10,14 @@ The face, organised by what users do (``__all__`` below lists it in groups):
 - what dynafit's own clients (``training/``) share with it in :mod:`dynafit.internal`
   (not a user API; not imported here).
 
-Names that DESIGN.md and earlier users had at the top (``dynafit.survivors``,
+Names that earlier versions had at the top (``dynafit.survivors``,
 ``dynafit.fittest``, ``dynafit.plot_inclusion``, ...) stay, as the same objects.
 """
 
 from . import circles as circles
 from . import parts as parts
 from . import plot as plot
+from ._cache import configure as _configure_cache  # issue 23
 from ._compare import compare as compare
 from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
@@ -43,6 +44,12 @@ from .circles import survival_scores as survival_scores
 from .circles import survival_threshold as survival_threshold
 from .circles import survivors as survivors
 from .families import AbstractFamily as AbstractFamily
+
+# isort: split
+# --- which circles win and how many (issue 24; the same objects as in dynafit.circles) ---
+from .circles import budget_state as budget_state
+from .circles import circle_quantities as circle_quantities
+from .circles import circle_readout as circle_readout
 
 __all__ = [
     # ------------------------------------------------------------ the core verbs
@@ -78,4 +85,11 @@ __all__ = [
     "equations_with_intervals",
     "uncertainty",
     "__version__",
+    # ------------------- which circles win and how many (issue 24; also in circles)
+    "budget_state",
+    "circle_quantities",
+    "circle_readout",
 ]
+
+# issue 23: JAX's persistent compilation cache on by default (dynafit._cache)
+_configure_cache()

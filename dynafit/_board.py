@@ -1,7 +1,7 @@
 """Leaderboards: the table of models and scores that ``compare`` and ``fit_many`` return,
 and its ranking rule.
 
-Ranking rule (DESIGN.md, settled): best first by BIC; rows within ``tolerance`` (10) of the
+Ranking rule (docs/guide/comparing.md): best first by BIC; rows within ``tolerance`` (10) of the
 best BIC are equally good, and among them the smaller library wins (linear =
 lotka_volterra = m + 1 columns < polynomial), then fewer terms. A model with no terms
 (dx/dt = 0) whose rollout is further from the data than some model with terms ranks
@@ -96,7 +96,7 @@ def _model_row(
     equations: str | None = None,
 ) -> dict:
     """A table row for ``model``; ``equations``: its text when already rendered."""
-    row = {"family": family, "variant": variant, "status": "ok"}
+    row: dict[str, Any] = {"family": family, "variant": variant, "status": "ok"}
     row["n_library"] = library_size(model)
     row.update(_scores_row(scores))
     row["diverged"] = bool(row.get("diverged", False))
@@ -168,8 +168,8 @@ def _explains_nothing(df: pd.DataFrame, usable: pd.Series) -> np.ndarray:
         return np.zeros(len(df), dtype=bool)
     r2 = pd.to_numeric(df["rollout_r2"], errors="coerce").astype(float).to_numpy()
     terms = pd.to_numeric(df["n_terms"], errors="coerce").to_numpy()
-    usable = np.asarray(usable, dtype=bool) & np.isfinite(r2)
-    with_terms = usable & (terms > 0)
+    usable_rows = np.asarray(usable, dtype=bool) & np.isfinite(r2)
+    with_terms = usable_rows & (terms > 0)
     if not with_terms.any():
         return np.zeros(len(df), dtype=bool)
     return (terms == 0) & (np.nan_to_num(r2, nan=-np.inf) < r2[with_terms].max())

@@ -26,7 +26,7 @@ from ._matching import refine as refine_model
 from ._postfit import fit_ensemble, fit_stable
 from ._score import pooled_information
 from ._trajectory import Trajectory
-from .families import get_family
+from .families import AbstractFamily, get_family
 
 
 # --------------------------------------------------------------------------- fitting
@@ -126,7 +126,7 @@ def _library_size(family: Any, m: int) -> int:
 
 def compare(
     traj: Trajectory,
-    families: Sequence[Any] | str = DEFAULT_FAMILIES,
+    families: Sequence[str | AbstractFamily] | str = DEFAULT_FAMILIES,
     *,
     by: str = "bic",
     refine: bool = False,
@@ -169,10 +169,9 @@ def compare(
         raise ValueError(f"compare needs a dynafit.Trajectory, got {type(traj).__name__}")
     families, names = _family_list(families, "compare")
     score_kw = _score_kw(horizon, forecast)
-    if by not in (*SCORE_COLUMNS, "onestep_r2", *FORECAST_COLUMNS, "forecast_rmse"):
+    if by not in (*SCORE_COLUMNS, *FORECAST_COLUMNS):
         raise ValueError(
-            f"cannot rank by {by!r}; choose one of "
-            f"{[*SCORE_COLUMNS, 'onestep_r2', *FORECAST_COLUMNS, 'forecast_rmse']}"
+            f"cannot rank by {by!r}; choose one of {[*SCORE_COLUMNS, *FORECAST_COLUMNS]}"
         )
     if by.startswith("forecast") and not score_kw:
         raise ValueError(f"ranking by {by!r} needs horizon= or forecast=")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._budget import fit_budget
 from ._model import Model
 from ._parts import DEFAULT_OPTIONS as DEFAULT_OPTIONS
 from ._parts import OPTIMIZERS as OPTIMIZERS
@@ -77,6 +78,17 @@ def fit(
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
     fam = get_family(family)
+    if fam.fitting is Fitting.BUDGET:  # its own least squares (issue 24)
+        given = dict(optimizer=optimizer, threshold=threshold, n_terms=n_terms)
+        given.update(criterion=criterion, matching=matching, stages=stages)
+        default = dict(optimizer="stlsq", threshold=None, n_terms=None, criterion="holdout")
+        default.update(matching="default", stages=None)
+        extra = sorted(k for k in given if given[k] != default[k])
+        if extra:
+            raise ValueError(
+                f"the {fam.name!r} family is fitted by least squares; {extra} do not apply"
+            )
+        return fit_budget(traj, fam, derivative, **options)
     parts = resolve_stages(
         fam, stages, derivative, optimizer, threshold, n_terms, criterion, matching, options
     )

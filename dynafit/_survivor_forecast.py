@@ -13,6 +13,11 @@ what is known at the end of a fit window ``t``, three ways, for every run:
   the issue's rank baseline, which is told the count.
 - ``top_k_model``: the k largest variables of the model's final state, k told as well:
   the model's ranking, separated from its count.
+- ``growth_top_k``: the k largest per-capita growth rates over the window's last
+  ``growth_span`` time units, (x(t) - x(t - span)) / x(t - span), k told: the ranking
+  by "decaying slowest at the end of the window" (issue 24).
+
+``count_error`` is n_predicted - n_actual (0 for the methods told k).
 
 Scores are precision, recall and F1 against the survivors the run records (meta
 ``"survivors"``) or, failing that, those above the threshold at its last time.
@@ -23,20 +28,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from ._budget import budget_state
 from ._fit import fit
 from ._survival import _above, _final_state, actual_survivors, precision_recall
 from ._trajectory import Trajectory
 
-METHODS = ("model", "alive_at_t", "top_k_at_t", "top_k_model")
+if TYPE_CHECKING:  # for annotations only: the model layer imports this one
+    from ._model import Model
+
+METHODS = ("model", "alive_at_t", "top_k_at_t", "top_k_model", "growth_top_k")
+#: how the model's state at ``until`` is read: its rollout, or its stable state
+MODEL_STATES = ("auto", "rollout", "equilibrium")
 
 
 def compare_survivors(
-    model: Any,
+    model: Model,
     traj: Trajectory,
     until: float | None = None,
     *,
@@ -44,6 +55,8 @@ def compare_survivors(
     start: str = "end",
     threshold: float | None = None,
     n_points: int = 401,
+    model_state: str = "auto",
+    growth_span: float | None = None,
 ) -> pd.DataFrame:
     """Survivors at time ``until`` predicted from time ``t``: the model against the rank
     baselines (see the module docstring), one row per run and method.
@@ -54,9 +67,16 @@ def compare_survivors(
       last time.
     - ``t``: the end of the fit window (default the model's ``options["t_range"][1]``).
     - ``start``: integrate from the state at ``t`` ("end") or at the first time ("first").
+    - ``model_state``: "rollout" (the model integrated up to ``until``), "equilibrium"
+      (its stable state, for families that give it in closed form: ``budget_share``,
+      :func:`dynafit.budget_state`), or "auto" (default: the stable state where the
+      family gives one, else the rollout).
+    - ``growth_span``: the span of the per-capita growth of the ``growth_top_k`` baseline
+      (default 10 time units, or half the time before ``t`` where that is shorter).
 
-    Columns: run, method, predicted, n_predicted, actual, n_actual, precision, recall,
-    f1 (0 when nothing is predicted but something survives; NaN when nothing survives).
+    Columns: run, method, predicted, n_predicted, actual, n_actual, count_error,
+    precision, recall, f1 (0 when nothing is predicted but something survives; NaN when
+    nothing survives).
     ``n_predicted`` of "model" and "alive_at_t" are predicted
     counts; the two top-k methods are told ``n_actual``.
     """
@@ -86,6 +106,26 @@ def compare_survivors(
         raise ValueError(f"until ({until:g}) must lie after the window's end t ({t:g})")
     if threshold is not None and (isinstance(threshold, bool) or not math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    if model_state not in MODEL_STATES:
+        raise ValueError(f"model_state must be one of {MODEL_STATES}, got {model_state!r}")
+    has_state = getattr(getattr(model, "family", None), "name", None) == "budget_share"
+    if model_state == "equilibrium" and not has_state:
+        raise ValueError(
+            "model_state='equilibrium' needs a family whose stable state is known in closed "
+            f"form (budget_share); this model is {getattr(model.family, 'name', '?')!r}"
+        )
+    use_state = has_state and model_state != "rollout"
+    if growth_span is None:
+        span = min(10.0, (t - float(traj.t[0])) / 2)
+    else:
+        span = _number(growth_span, "growth_span")
+        if not 0 < span <= t - float(traj.t[0]):
+            raise ValueError(
+                f"growth_span must be positive and reach no further back than the data's "
+                f"first time ({traj.t[0]:g}), got {span:g} before t = {t:g}"
+            )
+    back = np.flatnonzero(traj.t <= t - span + 1e-9 * max(1.0, abs(t)))
+    ib = int(back[-1]) if back.size and back[-1] < it else max(it - 1, 0)
     actual_all = actual_survivors(traj)
     names = list(model.names)
     rows = []
@@ -98,14 +138,20 @@ def compare_survivors(
         k = len(act)
         horizon = until - t_from
         ts = np.linspace(0.0, horizon, n_points)
-        ys = model.simulate(ts, sub.x[i0])
-        final = _final_state(ys)
+        if use_state:
+            final = np.asarray(budget_state(model)["state"])
+            s0_from = 0.0  # the law's stable state has no S_0
+        else:
+            final = _final_state(model.simulate(ts, sub.x[i0]))
         at_t = sub.x[it]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            growth = (sub.x[it] - sub.x[ib]) / sub.x[ib]
         preds = {
             "model": _above(final, names, threshold, s0_from),
             "alive_at_t": _above(at_t, names, threshold, s0_t),
             "top_k_at_t": _top(at_t, names, k),
             "top_k_model": _top(np.where(np.isfinite(final), final, -np.inf), names, k),
+            "growth_top_k": _top(np.where(np.isfinite(growth), growth, -np.inf), names, k),
         }
         for method in METHODS:
             pred = preds[method]
@@ -118,11 +164,12 @@ def compare_survivors(
                     "method": method,
                     "n_predicted": len(pred),
                     "n_actual": k,
+                    "count_error": len(pred) - k,
                     **score,
                 }
             )
     out = pd.DataFrame(rows)
-    cols = ["run", "method", "predicted", "n_predicted", "actual", "n_actual"]
+    cols = ["run", "method", "predicted", "n_predicted", "actual", "n_actual", "count_error"]
     return out[cols + ["precision", "recall", "f1"]]
 
 
@@ -158,6 +205,7 @@ def early_window_table(
     forecast_window: float | None = 1000.0,
     horizons: Sequence[float] = (50, 100, 250, 500, 1000),
     progress: Any = None,
+    model_state: str = "auto",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Survivors and forecasts from the early window, by fit window and candidate model.
 
@@ -171,10 +219,13 @@ def early_window_table(
     runs): relative RMSE (forecast RMSE / RMS of the data over the horizon) and skill
     against persistence (1 - RMSE / RMSE of holding the state at F).
 
+    ``model_state``: how each model's survivors are read (see :func:`compare_survivors`).
+
     Returns ``(survivors, forecasts)``: DataFrames with columns run, window, candidate,
-    predicted, n_predicted, f1, rollout_r2 (over the part of the window the model was
+    predicted, n_predicted, n_actual, count_error (n_predicted - n_actual), f1, rollout_r2 (over the part of the window the model was
     fitted on, its ``options["t_range"]``), params_per_variable, fit_s
-    (plus the rows of the baselines "alive at W" and "top-k at W (told k)"); and run,
+    (plus the rows of the baselines "alive at W", "top-k at W (told k)" and "growth
+    top-k at W (told k)", the per-capita growth over the window's last 10 time units); and run,
     candidate, horizon, rel_rmse, skill (plus "persistence" rows, skill 0).
     ``progress``: called with one line of text per fit (for example ``print``).
     """
@@ -213,7 +264,8 @@ def early_window_table(
                 t0 = time.perf_counter()
                 model = _fit_candidate(spec, win)
                 seconds = time.perf_counter() - t0
-                table = compare_survivors(model, run, end, t=W).set_index("method")
+                table = compare_survivors(model, run, end, t=W, model_state=model_state)
+                table = table.set_index("method")
                 inside = float(np.mean(model.score(_fitted_span(model, win))["rollout_r2"]))
                 surv_rows.append(
                     {
@@ -222,6 +274,8 @@ def early_window_table(
                         "candidate": name,
                         "predicted": table.loc["model", "predicted"],
                         "n_predicted": int(table.loc["model", "n_predicted"]),
+                        "n_actual": int(table.loc["model", "n_actual"]),
+                        "count_error": int(table.loc["model", "count_error"]),
                         "f1": float(table.loc["model", "f1"]),
                         "rollout_r2": inside,
                         "params_per_variable": params_per_variable(model),
@@ -237,6 +291,7 @@ def early_window_table(
             for method, label in (
                 ("alive_at_t", "alive at W"),
                 ("top_k_at_t", "top-k at W (told k)"),
+                ("growth_top_k", "growth top-k at W (told k)"),
             ):
                 surv_rows.append(
                     {
@@ -245,6 +300,8 @@ def early_window_table(
                         "candidate": label,
                         "predicted": table.loc[method, "predicted"],
                         "n_predicted": int(table.loc[method, "n_predicted"]),
+                        "n_actual": int(table.loc[method, "n_actual"]),
+                        "count_error": int(table.loc[method, "count_error"]),
                         "f1": float(table.loc[method, "f1"]),
                     }
                 )

@@ -11,12 +11,19 @@ training and why. One home for each concept:
 - the "fittest": :func:`fittest` (do the initial signal or gradient rank survivors?),
   :func:`survival_auc` (the ROC AUC behind it);
 - from an early window: :func:`compare_survivors` (a model against the rank baselines)
-  and :func:`early_window_table` (every candidate and window in one table).
+  and :func:`early_window_table` (every candidate and window in one table);
+- how many survive: :func:`budget_state` (the stable state of the shared-budget law,
+  ``families.BudgetShare``, and the survivors there);
+- per-circle quantities beyond S_k from any trainer's snapshots: :func:`circle_readout`
+  (how strongly the first layer reads each circle), :func:`circle_quantities`.
 
 The names that were at the top of ``dynafit`` (``dynafit.survivors``,
 ``dynafit.fittest``, ...) are the same functions.
 """
 
+from ._budget import budget_state as budget_state
+from ._circle_quantities import circle_quantities as circle_quantities
+from ._circle_quantities import circle_readout as circle_readout
 from ._survival import actual_survivors as actual_survivors
 from ._survival import alive as alive
 from ._survival import fittest as fittest
@@ -31,6 +38,9 @@ from ._trajectory import circle_signals as circle_signals
 __all__ = [
     "actual_survivors",
     "alive",
+    "budget_state",
+    "circle_quantities",
+    "circle_readout",
     "circle_signals",
     "compare_survivors",
     "early_window_table",

@@ -231,8 +231,15 @@ def test_compare_survivors_against_rank_baselines(competition):
     window = competition.window(0, 3)
     model = dynafit.fit(window, "mean_field_lv", steps=0)
     table = dynafit.compare_survivors(model, competition, 60.0)
-    assert list(table["method"]) == ["model", "alive_at_t", "top_k_at_t", "top_k_model"]
+    assert list(table["method"]) == [
+        "model",
+        "alive_at_t",
+        "top_k_at_t",
+        "top_k_model",
+        "growth_top_k",
+    ]
     by = table.set_index("method")
+    assert by.loc["model", "count_error"] == 0 and by.loc["alive_at_t", "count_error"] == -1
     assert by.loc["model", "f1"] == 1.0 and by.loc["model", "n_predicted"] == 2
     assert by.loc["top_k_at_t", "n_predicted"] == 2  # told the count
     # at t = 3 only S1 is above the threshold yet: the data alone miscount

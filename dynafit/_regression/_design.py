@@ -258,7 +258,10 @@ class _Data:
         finite = bool(np.all(np.isfinite(X)) and np.all(np.isfinite(Y)))
         if optimizer == "stlsq" and finite:
             if X.shape[0] > 2 * X.shape[1]:
-                X, Y = self._reduced(X, Y, key)
+                # one BLAS thread below ONE_THREAD_SIZE, as for the solves: on 2 busy
+                # cores a multi-threaded QR of 1001 x 465 took 17 s against 0.4 s
+                with threadpools().limit(limits=1 if X.size < ONE_THREAD_SIZE else None):
+                    X, Y = self._reduced(X, Y, key)
             memo = None if key is None else self._solves.setdefault((key, alpha), {})
             with threadpools().limit(limits=1 if X.size < ONE_THREAD_SIZE else None):
                 coef = stlsq_path(X, Y, thresholds, alpha, int(opts["max_iter"]), memo)

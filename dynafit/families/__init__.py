@@ -7,6 +7,7 @@ from ._base import family_names as family_names
 from ._base import get_family as get_family
 from ._base import register as register
 from ._shared_rate import AbstractSharedRateFamily as AbstractSharedRateFamily
+from .budget_share import BudgetShare as BudgetShare
 from .linear import Linear as Linear
 from .lotka_volterra import LotkaVolterra as LotkaVolterra
 from .low_rank_linear import LowRankLinear as LowRankLinear

@@ -25,6 +25,8 @@ class Fitting(enum.Enum):
 
     SPARSE = "sparse"
     SHARED_RATE = "shared_rate"
+    #: least squares of the shared-budget law on the window's recent part (:mod:`dynafit._budget`)
+    BUDGET = "budget"
 
 
 class AbstractFamily(abc.ABC):
@@ -174,7 +176,7 @@ def check_positive(family: str, x: np.ndarray, names: Sequence[str]) -> None:
         which = [names[i] for i in bad]
         raise ValueError(
             f"{family} needs strictly positive values; variable(s) {which} reach "
-            f"{flat[:, bad].min():g} (first: {names[bad[0]]!r}). Use another family or "
+            f"{flat[:, bad].min():g} (first: {names[int(bad[0])]!r}). Use another family or "
             "shift/select the data."
         )
 

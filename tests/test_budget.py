@@ -1,0 +1,98 @@
+"""The shared-budget family (budget_share): a synthetic competition whose law and
+survivor count are recovered from its transient; its stable state; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dynafit
+from dynafit.families import BudgetShare
+
+NAMES = [f"S{i}" for i in range(1, 9)]
+W_TRUE = np.array([3.0, 2.6, 2.4, 1.2, 1.0, 0.8, 0.5, 0.3])
+W_TRUE = W_TRUE / W_TRUE.mean()
+BUDGET, DECAY, GAMMA = 3.0, 0.01, 0.75
+
+
+@pytest.fixture(scope="module")
+def truth():
+    fam = BudgetShare(GAMMA, W_TRUE)
+    return dynafit.Model(fam, NAMES, fam.coefficient_matrix(BUDGET, DECAY, len(NAMES)))
+
+
+@pytest.fixture(scope="module")
+def transient(truth):
+    """200 time units from a start far from equilibrium (all circles of similar size,
+    shrinking): the survivors are not yet apart; float32 like the trainer's data."""
+    t = np.arange(0.0, 201.0)
+    x0 = np.random.default_rng(1).uniform(60.0, 80.0, len(NAMES))
+    ys = truth.simulate(t, x0)
+    return dynafit.Trajectory(t, ys.astype(np.float32), NAMES)
+
+
+def test_law_and_count_recovered_from_the_transient(truth, transient):
+    model = dynafit.fit(transient, BudgetShare(GAMMA))
+    np.testing.assert_allclose(model.family.weights, W_TRUE, rtol=2e-2)
+    got, want = dynafit.budget_state(model), dynafit.budget_state(truth)
+    assert got["decay"] == pytest.approx(DECAY, rel=2e-2)
+    assert got["budget"] == pytest.approx(BUDGET, rel=2e-2)
+    # the law's own count: shares w^(1/(1-g)) / sum = .49, .28, .20, ... against the
+    # paper's threshold, 4 / p = .235 of the total: 2 of 8
+    assert want["survivors"] == ["S1", "S2"] and want["count"] == 2
+    assert got["survivors"] == want["survivors"]
+    # at the window's end the data alone do not yet say how many survive
+    alive_at_end = dynafit.compare_survivors(model, _long(truth, transient), t=200.0)
+    by = alive_at_end.set_index("method")
+    assert by.loc["alive_at_t", "count_error"] != 0
+    assert by.loc["model", "f1"] == 1.0 and by.loc["model", "count_error"] == 0
+    # fitted on the recent half of the window: the record says so
+    assert model.options["t_range"] == [100.0, 200.0]
+
+
+def _long(truth, transient):
+    t = np.arange(0.0, 20001.0, 25.0)
+    ys = truth.simulate(t, transient.x[0].astype(np.float64))
+    return dynafit.Trajectory(t, ys, NAMES)
+
+
+def test_stable_state_is_where_the_law_settles(truth, transient):
+    st = dynafit.budget_state(truth)
+    assert st["total"] == pytest.approx(BUDGET / DECAY)
+    assert st["state"].sum() == pytest.approx(BUDGET / DECAY)
+    end = truth.simulate(np.linspace(0.0, 20000.0, 50), transient.x[-1].astype(np.float64))[-1]
+    np.testing.assert_allclose(end, st["state"], rtol=1e-3, atol=1e-3)
+    # rollout and stable state name the same survivors
+    run = _long(truth, transient)
+    by_roll = dynafit.compare_survivors(truth, run, t=200.0, model_state="rollout")
+    by_state = dynafit.compare_survivors(truth, run, t=200.0, model_state="equilibrium")
+    assert list(by_roll["predicted"]) == list(by_state["predicted"])
+
+
+def test_equations_name_the_budget_once(truth):
+    text = str(truth)
+    assert "Z = " in text and "S1**(3/4)/Z" in text
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="gamma"):
+        BudgetShare(1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        BudgetShare("0.5")
+    t = np.arange(20.0)
+    x = np.ones((20, 3))
+    x[4, 1] = -1.0
+    with pytest.raises(ValueError, match="positive"):
+        dynafit.fit(dynafit.Trajectory(t, x, ["a", "b", "c"]), BudgetShare())
+    ok = dynafit.Trajectory(t, np.ones((20, 3)), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="unknown option"):
+        dynafit.fit(ok, BudgetShare(), steps=10)
+    with pytest.raises(ValueError, match="start"):
+        dynafit.fit(ok, BudgetShare(), start=1.0)
+    with pytest.raises(ValueError, match="at least 5"):
+        dynafit.fit(ok.window(0, 6), BudgetShare(), start=0.5)
+    lin = dynafit.fit(ok, "linear")
+    with pytest.raises(ValueError, match="budget_share"):
+        dynafit.budget_state(lin)
+    with pytest.raises(ValueError, match="equilibrium"):
+        dynafit.compare_survivors(lin, ok, t=10.0, model_state="equilibrium")
