@@ -617,6 +617,34 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+TIE_GRID = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0)
+
+
+def tune_tie(records: list[dict], half: str = "even") -> list[dict]:
+    """The short-data choice replayed offline for every tie band of ``TIE_GRID`` on the
+    stored candidates (refined coefficients' scores, rollout residuals, parameter
+    counts): exact supports, mean F1 and new-initial-condition R^2 > 0.9 counts."""
+    from dynafit._choice import choose
+
+    keep = {"odd": lambda d: d % 2 == 1, "even": lambda d: d % 2 == 0, "all": lambda d: True}[half]
+    recs = [r for r in records if keep(r["draw"]) and r.get("candidates")]
+    out = []
+    for tie in TIE_GRID:
+        exact = f1 = gen = 0.0
+        for r in recs:
+            cands = r["candidates"]
+            res = [None if c["residuals"] is None else np.asarray(c["residuals"]) for c in cands]
+            pick = choose(res, [c["n_params"] for c in cands], tie=tie).pick
+            exact += cands[pick]["exact"]
+            f1 += cands[pick]["f1"]
+            gen += cands[pick]["new_r2"] > 0.9
+        n = max(len(recs), 1)
+        out.append(
+            {"tie": tie, "fits": len(recs), "exact": int(exact), "f1": f1 / n, "gen": int(gen)}
+        )
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kinds", nargs="*", default=list(KINDS))
@@ -627,7 +655,17 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=float, default=540.0, help="stop after this many seconds")
     ap.add_argument("--table", action="store_true", help="print the table of cached results")
     ap.add_argument("--half", default="odd", choices=("odd", "even", "all"))
+    ap.add_argument("--tune", action="store_true", help="replay the short-data choice per tie band")
     args = ap.parse_args(argv)
+    if args.tune:
+        for half in ("even", "odd"):
+            print(f"{half} draws:")
+            for row in tune_tie(load_records(), half):
+                print(
+                    f"  tie {row['tie']:4.1f}: exact {row['exact']} of {row['fits']}, mean F1 "
+                    f"{row['f1']:.3f}, new-IC R^2 > 0.9: {row['gen']}"
+                )
+        return
     if args.table:
         print_table(table(load_records(), args.half))
         return
