@@ -27,3 +27,7 @@ from ._trajectory import load as load
 from ._trajectory import survival_threshold as survival_threshold
 from ._version import __version__ as __version__
 from .families import AbstractFamily as AbstractFamily
+
+# isort: split
+# ---- issue 21: laws beyond polynomials
+from . import _rational as _rational  # registers the rational family's own fit
