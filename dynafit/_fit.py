@@ -34,6 +34,9 @@ from .families._base import AbstractFamily, get_family
 #: base class -> ``fit(traj, family, derivative, **options) -> Model``
 #: (``dynafit._structured`` registers the shared-rate families)
 OWN_FITS: dict[type, Any] = {}
+#: family names that choose a family instead of naming one (issue 21: "auto", registered
+#: by ``dynafit._compare``, which sits above fit): name -> ``choose(traj, **kw) -> Model``
+CHOOSERS: dict[str, Any] = {}
 
 OPTIMIZERS = ("stlsq", "sr3", "ensemble")
 CRITERIA = ("holdout", "aic", "bic")
@@ -92,6 +95,10 @@ def fit(
 ) -> Model:
     """Fit one ODE model of ``family`` to ``traj`` (one run, or a batch pooled into one model).
 
+    ``family="auto"``: the winner of ``dynafit.compare(traj, "auto")`` (the automatic
+    library choice, generalisation check included); ``model.options["auto_choice"]``
+    records the leaderboard.
+
     - ``derivative``: "auto" (default: "smoothed" when the data look noisy, else
       "centered" of order 4), "centered" (pysindy FiniteDifference, ``order=2``), "forward" (the
       paper's x[t+1] - x[t]), "smoothed" (Savitzky-Golay first), "finite_difference".
@@ -122,6 +129,11 @@ def fit(
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
+    if isinstance(family, str) and family.strip().lower() in CHOOSERS:
+        if optimizer != "stlsq" or threshold is not None or n_terms is not None:
+            raise ValueError(f"family={family!r} takes derivative= and fit options only")
+        chooser = CHOOSERS[family.strip().lower()]
+        return chooser(traj, derivative=derivative, criterion=criterion, **options)
     fam = get_family(family)
     for base, own_fit in OWN_FITS.items():
         # families with their own fitting routine (the shared-rate families)

@@ -18,6 +18,7 @@ pysindy's ``SINDyPI`` needs cvxpy (not a dependency of dynafit).
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,9 @@ RATIONAL_OPTIONS: dict[str, Any] = {
     "min_denominator": 0.05,  # q_i must stay above this on every sample
     "max_denominator_terms": 2,  # supports of q_i - 1 tried: every subset up to this size
 }
+
+#: most denominator supports of one size tried (else the size is lowered)
+MAX_SUPPORTS = 200
 
 
 def fit_rational(
@@ -116,6 +120,8 @@ def find_denominators(
     phi = vector_field(Library(phi_terms, z, name="denominator"), m).theta_np(X)
     p = phi.shape[1]
     k_max = min(int(opts["max_denominator_terms"]), p)
+    while k_max > 1 and math.comb(p, k_max) > MAX_SUPPORTS:
+        k_max -= 1  # many variables: fewer denominator terms at once
     supports = [()] + [
         tuple(c) for k in range(1, k_max + 1) for c in itertools.combinations(range(p), k)
     ]

@@ -236,3 +236,128 @@ def test_family_options_checked():
         Rational(denominators=[[1.0]]).prefactors(sympy.symbols("p q"))
     with pytest.raises(ValueError, match="overflow"):
         Exponential(log=False).validate(np.array([[100.0]]), ["x"])
+
+
+# ------------------------------------------------------------ automatic library choice
+def test_fit_auto_picks_trigonometric_for_the_pendulum():
+    traj = pendulum()
+    model = dynafit.fit(traj, family="auto")
+    assert isinstance(model.family, Trigonometric), model.options["auto_choice"]
+    assert model.n_terms == 3
+    board = model.options["auto_choice"]["board"]
+    assert [r["family"] for r in board][0] == "trigonometric"
+    # every candidate of the default set was tried, the inapplicable one ranked last
+    assert {r["family"] for r in board} == {
+        "linear",
+        "lotka_volterra",
+        "polynomial",
+        "polynomial3",
+        "trigonometric",
+        "rational",
+    }
+    assert board[-1]["family"] == "lotka_volterra" and board[-1]["status"] != "ok"
+    assert board[0]["general_r2"] > 0.99
+
+
+@pytest.mark.slow
+def test_fit_auto_picks_rational_for_michaelis_menten():
+    model = dynafit.fit(michaelis_menten(0.01), family="auto")
+    assert isinstance(model.family, Rational), model.options["auto_choice"]
+    assert model.n_terms == 1
+
+
+@pytest.mark.slow
+def test_fit_auto_picks_trigonometric_for_kuramoto():
+    model = dynafit.fit(kuramoto(), family="auto")
+    assert isinstance(model.family, Trigonometric), model.options["auto_choice"]
+
+
+def test_generalization_check_splits_runs_and_windows():
+    from dynafit._generalize import folds
+
+    single = pendulum()
+    ((train, test),) = folds(single)
+    assert train.t[-1] < test.t[0] and test.t[-1] == single.t[-1]
+    assert test.n_times == pytest.approx(0.25 * single.n_times, abs=2)
+    batch = michaelis_menten()
+    pairs = folds(batch)
+    assert len(pairs) == 3 and all(tr.n_runs == 2 for tr, _ in pairs)
+    np.testing.assert_array_equal(pairs[1][1].x, batch.x[1])
+
+
+def test_rank_generalizing_puts_laws_first():
+    import pandas as pd
+
+    from dynafit._board import rank_generalizing
+
+    board = pd.DataFrame(
+        {
+            "family": ["small", "big", "broken"],
+            "variant": "sindy",
+            "status": ["ok", "ok", "not applicable: no"],
+            "n_library": [3, 20, 3],
+            "n_terms": [2, 9, None],
+            "bic": [-100.0, -500.0, None],
+            "rollout_r2": [0.95, 0.99, None],
+            "diverged": [False, False, False],
+            "general_r2": [0.9, 0.2, None],
+        }
+    )
+    ranked = rank_generalizing(board)
+    # "big" fits the data better (BIC) but fails from a state it did not see
+    assert list(ranked["family"]) == ["small", "big", "broken"]
+
+
+# ---------------------------------------------------------------- command line tables
+def test_cli_fit_csv_end_to_end(tmp_path, capsys):
+    from dynafit.cli import main as dynafit_main
+
+    traj = pendulum()
+    df = traj.to_dataframe().rename(columns={"t": "time"})
+    df["label"] = "x"  # a text column is not a variable
+    df.to_csv(tmp_path / "pend.csv", index=False)
+    out = tmp_path / "out"
+    code = dynafit_main(
+        [
+            "fit",
+            str(tmp_path / "pend.csv"),
+            "--time",
+            "time",
+            "--families",
+            "linear,trigonometric",
+            "--out",
+            str(out),
+            "--no-figures",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "2 variables" in text and "best model: trigonometric" in text
+    assert "sin(th)" in text
+    assert (out / "report.md").exists() and (out / "leaderboard.csv").exists()
+    # two CSV files are two runs; --vars picks the columns; a bad time column exits 2
+    half = df.iloc[:500]
+    half.to_csv(tmp_path / "a.csv", index=False)
+    half.assign(th=half["th"] * 0.5).to_csv(tmp_path / "b.csv", index=False)
+    code = dynafit_main(
+        [
+            "fit",
+            str(tmp_path / "a.csv"),
+            str(tmp_path / "b.csv"),
+            "--time",
+            "time",
+            "--vars",
+            "th,om",
+            "--families",
+            "linear",
+            "--out",
+            str(tmp_path / "o2"),
+            "--no-figures",
+            "--no-per-run",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 0 and "2 runs x 500 times" in text
+    assert dynafit_main(["fit", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o3")]) == 2
+    err = capsys.readouterr().err
+    assert "no time column 't'" in err and "Traceback" not in err
