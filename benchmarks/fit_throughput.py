@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     )
 
     if args.workers > 1:
-        from dynafit._executors import make_executor
+        from dynafit.internal import make_executor
 
         with make_executor("local", workers=args.workers) as executor:
             times_p, _ = time_fit_many(traj, ["linear"], args.repeat, executor)

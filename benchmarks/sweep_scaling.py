@@ -29,8 +29,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback-only
 
 import numpy as np  # noqa: E402
 
-from dynafit._executors import LocalExecutor, RayExecutor  # noqa: E402
-from dynafit._io import load_json, load_npz  # noqa: E402
+from dynafit.internal import LocalExecutor, RayExecutor, load_json, load_npz  # noqa: E402
 from training import TrainConfig  # noqa: E402
 from training import sweep as sw  # noqa: E402
 

@@ -1,11 +1,27 @@
-"""dynafit: discover the differential equations that govern training dynamics."""
+"""dynafit: discover the differential equations that govern training dynamics.
 
-from . import _structured as _structured  # registers the shared-rate families with fit
+The face, organised by what users do (``__all__`` below lists it in groups):
+
+- the core verbs at the top: :class:`Trajectory`, :func:`load`, :func:`fit`,
+  :func:`compare`, :func:`fit_many`, :func:`refine`, :class:`Model`, :func:`load_model`,
+  and the families (:mod:`dynafit.families`);
+- the paper's circle and survival analyses in :mod:`dynafit.circles`;
+- every figure in :mod:`dynafit.plot`;
+- what dynafit's own clients (``training/``) share with it in :mod:`dynafit.internal`
+  (not a user API; not imported here).
+
+Names that DESIGN.md and earlier users had at the top (``dynafit.survivors``,
+``dynafit.fittest``, ``dynafit.plot_inclusion``, ...) stay, as the same objects.
+"""
+
+from . import circles as circles
+from . import parts as parts
+from . import plot as plot
 from ._compare import compare as compare
 from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
-from ._intervals import equations_with_intervals as equations_with_intervals
-from ._intervals import uncertainty as uncertainty
+from ._intervals import deprecated_equations_with_intervals as equations_with_intervals
+from ._intervals import deprecated_uncertainty as uncertainty
 from ._matching import refine as refine
 from ._model import Model as Model
 from ._model import load_model as load_model
@@ -13,21 +29,53 @@ from ._postfit import fit_ensemble as fit_ensemble
 from ._postfit import fit_stable as fit_stable
 from ._postfit import plot_inclusion as plot_inclusion
 from ._recent import fit_recent as fit_recent
-from ._selection import plot_r2_vs_dim as plot_r2_vs_dim
-from ._selection import summarize_runs as summarize_runs
-from ._survival import actual_survivors as actual_survivors
-from ._survival import fittest as fittest
-from ._survival import survival_scores as survival_scores
-from ._survival import survivors as survivors
-from ._survivor_forecast import compare_survivors as compare_survivors
-from ._survivor_forecast import early_window_table as early_window_table
+from ._runs import plot_r2_vs_dim as plot_r2_vs_dim
+from ._runs import summarize_runs as summarize_runs
 from ._trajectory import Trajectory as Trajectory
-from ._trajectory import circle_signals as circle_signals
 from ._trajectory import load as load
-from ._trajectory import survival_threshold as survival_threshold
 from ._version import __version__ as __version__
+from .circles import actual_survivors as actual_survivors
+from .circles import circle_signals as circle_signals
+from .circles import compare_survivors as compare_survivors
+from .circles import early_window_table as early_window_table
+from .circles import fittest as fittest
+from .circles import survival_scores as survival_scores
+from .circles import survival_threshold as survival_threshold
+from .circles import survivors as survivors
 from .families import AbstractFamily as AbstractFamily
 
-# isort: split
-# ---- issue 21: laws beyond polynomials
-from . import _rational as _rational  # registers the rational family's own fit
+__all__ = [
+    # ------------------------------------------------------------ the core verbs
+    "Trajectory",
+    "load",
+    "fit",
+    "compare",
+    "fit_many",
+    "refine",
+    "Model",
+    "load_model",
+    "AbstractFamily",
+    "fit_recent",
+    "fit_ensemble",
+    "fit_stable",
+    "summarize_runs",
+    # ------------------------------------------------------------ the namespaces
+    "circles",
+    "parts",
+    "plot",
+    # ------------------- kept where DESIGN.md had them (the same objects as in circles/plot)
+    "actual_survivors",
+    "circle_signals",
+    "compare_survivors",
+    "early_window_table",
+    "fittest",
+    "survival_scores",
+    "survival_threshold",
+    "survivors",
+    "plot_inclusion",
+    "plot_r2_vs_dim",
+    # ------------- deprecated: Model.uncertainty and Model.equations(intervals=True)
+    "equations_with_intervals",
+    "uncertainty",
+    "__version__",
+]

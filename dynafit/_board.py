@@ -18,25 +18,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._score_names import FORECAST_KEYS, INFORMATION_CRITERIA, SCORE_KEYS, Better, orientation
 from .families import get_family
 
 DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
-SCORE_COLUMNS = (
-    "deriv_r2",
-    "onestep_r2",
-    "rollout_r2",
-    "rmse",
-    "n_terms",
-    "aic",
-    "bic",
-    "diverged",
-)
-FORECAST_COLUMNS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
-#: Criteria where a larger value is better; every other criterion is minimised.
-_HIGHER_IS_BETTER = {"deriv_r2", "onestep_r2", "rollout_r2", "forecast_r2", "forecast_skill"}
-#: Information criteria, where differences below the tolerance mean "equally good".
-_INFORMATION_CRITERIA = {"aic", "bic"}
+#: The score columns of a leaderboard: the names and their direction are defined once,
+#: in ``_score_names``.
+SCORE_COLUMNS = SCORE_KEYS
+FORECAST_COLUMNS = FORECAST_KEYS
 DEFAULT_TOLERANCE = 10.0
+#: the rollout R^2 a model needs to be shown as the most readable one
+READABLE_R2 = 0.9
 
 BOARD_COLUMNS = (
     "rank",
@@ -134,9 +126,10 @@ def rank(board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
             f"{[c for c in (*SCORE_COLUMNS, *FORECAST_COLUMNS) if c in board.columns]}"
         )
     if tolerance is None:
-        tolerance = DEFAULT_TOLERANCE if by in _INFORMATION_CRITERIA else 0.0
+        tolerance = DEFAULT_TOLERANCE if by in INFORMATION_CRITERIA else 0.0
     df = board.drop(columns=["rank"], errors="ignore").reset_index(drop=True)
-    sign = -1.0 if by in _HIGHER_IS_BETTER else 1.0
+    # smaller is better after this sign (a flag such as "diverged" sorts ascending)
+    sign = -orientation(by, default=Better.LOWER)
     value = sign * pd.to_numeric(df[by], errors="coerce").astype(float)
     ok = df["status"].eq("ok")
     diverged = df["diverged"].fillna(False).astype(bool)
@@ -191,6 +184,22 @@ def _columns(board: pd.DataFrame) -> pd.DataFrame:
     middle = [c for c in front if c not in tail] + forecast
     middle += [c for c in extra if c not in tail]
     return board[middle + [c for c in tail if c in board.columns]]
+
+
+def most_readable(board: pd.DataFrame, min_r2: float = READABLE_R2) -> pd.Series | None:
+    """The row a reader can use first: the fewest terms among the fitted models whose
+    rollout R^2 is at least ``min_r2`` and did not diverge (the first such row in the
+    board's order on a tie), or None when no model rolls out that well."""
+    if board.empty or "model" not in board.columns:
+        return None
+    fitted = board[board["model"].notna()]
+    ok = fitted[
+        (pd.to_numeric(fitted["rollout_r2"], errors="coerce") >= min_r2)
+        & ~fitted["diverged"].fillna(False).astype(bool)
+    ]
+    if not len(ok):
+        return None
+    return ok.loc[pd.to_numeric(ok["n_terms"]).idxmin()]
 
 
 # ------------------------------------------------ issue 21: ranking with generalisation

@@ -91,3 +91,53 @@ def vector_field(family: AbstractFamily, m: int) -> VectorField:
     if not terms:
         raise ValueError(f"family {family.name!r} has an empty library")
     return _vector_field_cached(terms, prefactors, m)
+
+
+class SharedField:
+    """A family's vector field with its shared quantities' weights as an argument:
+
+        dx/dt = g(x) * (Xi @ theta(x, Q)),    Q = V @ x
+
+    ``theta`` and ``g`` lambdified (JAX) from the family's own sympy terms over the
+    variables and the shared symbols (:meth:`AbstractFamily.shared`, before substitution),
+    so that trajectory matching can move the weights ``V`` (K, m) together with ``Xi``.
+    Get instances through :func:`shared_field` (cached).
+    """
+
+    def __init__(
+        self, terms: tuple[sympy.Expr, ...], prefactors: tuple[sympy.Expr, ...], m: int, k: int
+    ):
+        z = canonical_symbols(m)
+        q = tuple(sympy.Symbol(f"q{i}") for i in range(k))
+        self.m, self.k, self.n_terms = m, k, len(terms)
+        self.g_is_one = all(p == 1 for p in prefactors)
+        self._theta = sympy.lambdify((*z, *q), list(terms), modules="jax")
+        self._g = sympy.lambdify(z, list(prefactors), modules="jax")
+
+    def __call__(
+        self, x: Float[Array, " m"], xi: Float[Array, "m n_terms"], v: Float[Array, "k m"]
+    ) -> Array:  # noqa: F722
+        q = v @ x
+        cols = self._theta(*[x[i] for i in range(self.m)], *[q[i] for i in range(self.k)])
+        theta = VectorField._stack(cols, x, jnp)
+        out = xi @ theta
+        if self.g_is_one:
+            return out
+        return VectorField._stack(self._g(*[x[i] for i in range(self.m)]), x, jnp) * out
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_field_cached(terms, prefactors, m, k) -> SharedField:
+    return SharedField(terms, prefactors, m, k)
+
+
+def shared_field(family: AbstractFamily, m: int) -> SharedField:
+    """The vector field of ``family`` for ``m`` variables with its shared quantities kept
+    as symbols (their weights an argument): one compiled function per library."""
+    z = canonical_symbols(m)
+    shared = [sym for sym, _ in family.shared(z)]
+    q = tuple(sympy.Symbol(f"q{i}") for i in range(len(shared)))
+    sub = dict(zip(shared, q))
+    terms = tuple(sympy.sympify(e).xreplace(sub) for e in family.terms(z))
+    prefactors = tuple(sympy.sympify(e) for e in family.prefactors(z))
+    return _shared_field_cached(terms, prefactors, m, len(q))

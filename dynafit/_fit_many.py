@@ -27,8 +27,8 @@ from ._compare import (
     split_horizon,
 )
 from ._score import score_many
-from ._survival import precision_recall, recorded_survivors
-from ._survival import survivors as predict_survivors
+from ._survival import survival_horizon as _survival_horizon
+from ._survival import survivor_columns as _survivor_columns
 from ._trajectory import Trajectory
 
 
@@ -52,40 +52,6 @@ def _run_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
                     out[str(k2) if key == "config" else f"{key}.{k2}"] = v2
         elif isinstance(value, (str, int, float, bool)) or value is None:
             out[str(key)] = value
-    return out
-
-
-def _survival_horizon(run: Trajectory, given: float | None) -> float | None:
-    """How far to integrate for the predicted survivors: ``given``, else to the end of
-    training (the run's config ``steps``), measured from the window's first time."""
-    if given is not None:
-        return float(given)
-    steps = (
-        run.meta.get("config", {}).get("steps")
-        if isinstance(run.meta.get("config"), dict)
-        else None
-    )
-    if steps is None:
-        return None
-    return float(steps) - float(run.t[0])
-
-
-def _survivor_columns(model: Any, run: Trajectory, horizon: float | None) -> dict[str, Any]:
-    actual = recorded_survivors(run)
-    if actual is None:
-        return {}
-    out: dict[str, Any] = {"survivors_actual": ",".join(actual)}
-    if horizon is None or horizon <= 0:
-        return out
-    try:
-        s0 = float(run.aux["s0"][0]) if "s0" in run.aux else 0.0
-        predicted = [str(p) for p in predict_survivors(model, run.x[0], horizon, s0=s0)]
-    except ValueError as err:
-        out["survivors_predicted"] = f"error: {err}"
-        return out
-    prf = precision_recall(predicted, actual)
-    out["survivors_predicted"] = ",".join(predicted)
-    out["survivor_precision"], out["survivor_recall"] = prf["precision"], prf["recall"]
     return out
 
 

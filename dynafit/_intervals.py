@@ -1,9 +1,15 @@
 """A model's ensemble summary (``dynafit.fit_ensemble`` records it in its options) and
-its equations with coefficient intervals."""
+its equations with coefficient intervals: the implementation behind ``Model.uncertainty``
+and ``Model.equations(intervals=True)``, the two ways in for users.
+
+``dynafit.uncertainty`` and ``dynafit.equations_with_intervals`` were a second way in to
+the same; they remain as deprecated aliases (:func:`deprecated_uncertainty`,
+:func:`deprecated_equations_with_intervals`) that warn and point to the Model."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -66,3 +72,25 @@ def _fmt(v: float, digits: int) -> str:
     if v == 0 or not math.isfinite(v):
         return f"{v:g}"
     return f"{v:.{digits}g}"
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"dynafit.{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+
+
+def deprecated_uncertainty(model: Any) -> dict[str, Any] | None:
+    """Deprecated: use ``model.uncertainty`` (the same summary: arrays shaped like the
+    coefficients, keys mean, median, std, lower, upper, inclusion, n_models, level; None
+    for a model not fitted as an ensemble)."""
+    _deprecated("uncertainty(model)", "model.uncertainty")
+    return model.uncertainty
+
+
+def deprecated_equations_with_intervals(
+    model: Any, digits: int = 3, *, min_inclusion: float = 0.0
+) -> list[str]:
+    """Deprecated: use ``model.equations(digits, intervals=True)`` (the same text, each
+    coefficient with its interval and inclusion probability). Unlike the method, a model
+    without ensemble information gives its plain equations as text."""
+    _deprecated("equations_with_intervals(model)", "model.equations(intervals=True)")
+    return equations_with_intervals(model, digits, min_inclusion=min_inclusion)

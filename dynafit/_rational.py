@@ -7,10 +7,11 @@
    ``least_squares``, the numerator solved linearly for each q: the implicit form
    alone is biased by noise in dx/dt on both sides). Each candidate is judged by the explicit law p_i / q_i on held-out blocks of every run (the
    derivative error there; every fifth block of 10 samples); candidates whose q_i comes near zero on the data are
-   refused. The sparsest candidate within ``denominator_tolerance`` of the best
+   refused. The sparsest candidate within ``DENOMINATOR_TOLERANCE`` of the best
    held-out error wins (q_i = 1, the polynomial, is always a candidate).
 2. With q fixed, g_i = 1 / q_i is the family's prefactor and the numerators are fitted by
-   ``dynafit.fit``'s own sweep (selection, rollout check, weak form on noisy data).
+   the sparse stages of every term-library fit (selection, rollout check, weak form on
+   noisy data); ``dynafit.fit`` dispatches here by ``Fitting.RATIONAL``.
 
 pysindy's ``SINDyPI`` needs cvxpy (not a dependency of dynafit).
 """
@@ -24,49 +25,31 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from ._derivatives import check_method, differentiate, resolve
+from ._derivatives import differentiate
 from ._field import canonical_symbols, vector_field
-from ._fit import OWN_FITS, fit
 from ._model import Model
+from ._parts import Stages, fit_sparse
+from ._parts._derivative import AbstractDerivative
 from ._trajectory import Trajectory
 from .families.library import Library
 from .families.rational import Rational
 
-#: options of the denominator search (the others go to ``dynafit.fit`` for the numerators)
-RATIONAL_OPTIONS: dict[str, Any] = {
-    "denominator_tolerance": 0.1,  # relative band on the held-out error
-    "min_denominator": 0.05,  # q_i must stay above this on every sample
-    "max_denominator_terms": 2,  # supports of q_i - 1 tried: every subset up to this size
-}
-
+#: the held-out band of the denominator choice (relative to the best candidate's error)
+DENOMINATOR_TOLERANCE = 0.1
+#: q_i must stay above this on every sample
+MIN_DENOMINATOR = 0.05
 #: most denominator supports of one size tried (else the size is lowered)
 MAX_SUPPORTS = 200
 
 
-def fit_rational(
-    traj: Trajectory, family: Rational, derivative: str = "auto", **options: Any
-) -> Model:
+def fit_rational(traj: Trajectory, family: Rational, stages: Stages) -> Model:
     """Fit ``family`` to ``traj``: the denominators (unless the family fixes them), then
-    the numerators by ``dynafit.fit``'s sweep. Options: :data:`RATIONAL_OPTIONS` and
-    those of ``dynafit.fit``. ``model.options["denominators"]`` records the search."""
-    own = {k: options.pop(k) for k in list(options) if k in RATIONAL_OPTIONS}
-    opts = {**RATIONAL_OPTIONS, **own}
-    for key in ("denominator_tolerance", "min_denominator"):
-        v = opts[key]
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, (int, float))
-            or not (np.isfinite(v) and v >= 0)
-        ):
-            raise ValueError(f"{key} must be a number >= 0, got {v!r}")
-    k = opts["max_denominator_terms"]
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"max_denominator_terms must be an int >= 0, got {k!r}")
-    check_method(derivative)
+    the numerators by the sparse stages (``stages``, as for every term-library family).
+    ``model.options["denominator_search"]`` records the search."""
     family.validate(traj.x, traj.names)
     record: dict[str, Any] = {}
     if family.denominators is None:
-        b, record = find_denominators(traj, family, derivative, opts, options)
+        b, record = find_denominators(traj, family, stages.derivative.resolve(traj))
         family = family.with_denominators(b)
     z = canonical_symbols(traj.n_vars)
     prefs = family.prefactors(z)
@@ -76,7 +59,7 @@ def fit_rational(
         prefactors=None if all(p == 1 for p in prefs) else prefs,
         name=family.name,
     )
-    numer = fit(traj, fixed, derivative=derivative, **options)
+    numer = fit_sparse(traj, fixed, stages)
     return Model(
         family,
         traj.names,
@@ -87,26 +70,26 @@ def fit_rational(
 
 
 def find_denominators(
-    traj: Trajectory,
-    family: Rational,
-    derivative: str,
-    opts: dict[str, Any],
-    fit_options: dict[str, Any],
+    traj: Trajectory, family: Rational, derivative: AbstractDerivative
 ) -> tuple[list[list[float]], dict[str, Any]]:
-    """The denominators' coefficients b (m rows), chosen as the module docstring says."""
+    """The denominators' coefficients b (m rows), chosen as the module docstring says;
+    ``derivative`` is the resolved derivative part of the fit."""
     x = traj.x if traj.is_batch else traj.x[None]
     R, T, m = x.shape
-    method = resolve(derivative, traj.x, traj.t)
-    order = fit_options.get("order")
-    if order is None:
-        order = 4 if derivative == "auto" and method == "centered" and T >= 11 else 2
-    dx = differentiate(x, traj.t, method, order=order, window=fit_options.get("window"))
+    method = derivative.method
+    dx = differentiate(
+        x,
+        traj.t,
+        method,
+        order=derivative.derivative_order,
+        window=derivative.derivative_window,
+    )
     # held out: every fifth block of 10 samples (interleaved, so that a run settling to
     # an equilibrium keeps informative rows on both sides)
     test = np.zeros((R, T), dtype=bool)
     test[:, (np.arange(T) // 10) % 5 == 4] = True
     keep = np.ones((R, T), dtype=bool)
-    if method == "forward":
+    if method == "forward":  # the last row repeats a difference
         keep[:, -1] = False
     X = x.reshape(-1, m).astype(np.float64)[keep.ravel()]
     D = dx.reshape(-1, m)[keep.ravel()]
@@ -119,7 +102,7 @@ def find_denominators(
     phi_terms = family.denominator_terms(z)
     phi = vector_field(Library(phi_terms, z, name="denominator"), m).theta_np(X)
     p = phi.shape[1]
-    k_max = min(int(opts["max_denominator_terms"]), p)
+    k_max = min(family.max_denominator_terms, p)
     while k_max > 1 and math.comb(p, k_max) > MAX_SUPPORTS:
         k_max -= 1  # many variables: fewer denominator terms at once
     supports = [()] + [
@@ -131,23 +114,23 @@ def find_denominators(
         var = float(np.var(y)) or 1.0
         scored = []
         for sup in supports:
-            b = _denominator(theta[train], phi[train][:, sup], y[train], opts["min_denominator"])
+            b = _denominator(theta[train], phi[train][:, sup], y[train], MIN_DENOMINATOR)
             if b is None:
                 continue
             full = np.zeros(p)
             full[list(sup)] = b
             q = 1.0 + phi @ full
-            if np.min(q) <= opts["min_denominator"]:
+            if np.min(q) <= MIN_DENOMINATOR:
                 continue
             a = np.linalg.lstsq(theta[train] / q[train, None], y[train], rcond=None)[0]
             err = float(np.mean((theta[test] @ a / q[test] - y[test]) ** 2) / var)
             scored.append((len(sup), err, full))
         best = min(e for _, e, _ in scored)
-        band = best * (1 + opts["denominator_tolerance"]) + 1e-10
+        band = best * (1 + DENOMINATOR_TOLERANCE) + 1e-10
         n_b, err, b = min((s for s in scored if s[1] <= band), key=lambda s: (s[0], s[1]))
         rows.append([float(v) for v in b])
         info.append({"n_denominator_terms": n_b, "heldout_error": err, "candidates": len(scored)})
-    return rows, {"derivative": method, "equations": info}
+    return rows, {"derivative": derivative.label, "equations": info}
 
 
 def _denominator(
@@ -181,6 +164,3 @@ def _denominator(
     if not np.all(np.isfinite(b)) or np.min(1.0 + phi @ b) <= min_q:
         return None
     return b
-
-
-OWN_FITS[Rational] = fit_rational

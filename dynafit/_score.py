@@ -37,16 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._derivatives import derivative_error_variance, differentiate
+from ._derivatives import derivative_error_variance, differentiate, recorded_method
 from ._integrate import rollout
 from ._regression import information_criteria
+from ._score_names import FORECAST_KEYS as FORECAST_KEYS
+from ._score_names import SCORE_KEYS as SCORE_KEYS
 from ._trajectory import Trajectory
 
 if TYPE_CHECKING:
     from ._model import Model
-
-SCORE_KEYS = ("deriv_r2", "onestep_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged")
-FORECAST_KEYS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
 
 
 def score(
@@ -143,7 +142,7 @@ def score_many(
     field = first.field
 
     # derivative and one-step scores, vectorised over runs
-    method = derivative or first.options.get("derivative", "centered")
+    method = derivative or recorded_method(first.options.get("derivative", "centered"))
     order = int(first.options.get("order", 2))
     window = first.options.get("window")
     with np.errstate(all="ignore"):
@@ -218,7 +217,7 @@ def pooled_information(model: Model, traj: Trajectory) -> tuple[float, float]:
     float64 as :func:`score_many` computes them per run (the fit's own derivative
     estimate; n = runs x rows x m), the variance floored at the mean over runs of the
     derivative estimate's error variance."""
-    method = model.options.get("derivative", "centered")
+    method = recorded_method(model.options.get("derivative", "centered"))
     order = int(model.options.get("order", 2))
     window = model.options.get("window")
     x = np.asarray(traj.x, dtype=np.float64)

@@ -1,5 +1,7 @@
-"""Which circles survive: what a model predicts, what the data say, and the "fittest".
+"""Which circles survive: the rule, what a model predicts, what the data say, the "fittest".
 
+- :func:`survival_threshold` and :func:`alive` are the paper's rule, as the reference code
+  decides it: S_k is alive when above twice the spectrum's mean, (S_0 + 2 sum_k S_k) / p.
 - :func:`survivors` integrates a model far beyond its window and names the variables
   that end above the paper's threshold (:func:`dynafit.survival_threshold`).
 - :func:`survival_scores` compares those predictions with the survivors a run actually
@@ -7,7 +9,7 @@
 - :func:`fittest` is the paper's "survival of the fittest" analysis on the trajectories
   themselves: rank frequencies by initial signal S_k(0) and by initial gradient
   (S_k(4) - S_k(3)) / S_k(0) (the reference code's definition) and measure by ROC AUC,
-  across seeds, how well each ranking predicts survival.
+  across seeds, how well each ranking predicts survival (:func:`survival_auc`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,54 @@ import pandas as pd
 import scipy.stats
 from sklearn.metrics import roc_auc_score
 
-from ._trajectory import Trajectory, survival_threshold
+from ._trajectory import Trajectory
+
+
+def survival_threshold(S: Any, s0: Any = 0.0) -> np.ndarray:
+    """The paper's survival threshold: twice the spectrum's mean, 2 (S_0 + 2 sum_k S_k) / p.
+
+    ``S`` holds S_1..S_m along its last axis (p = 2m + 1); ``s0`` is S_0 (broadcast).
+    A circle is alive when its signal is above the threshold (:func:`alive`).
+    """
+    S = np.asarray(S, dtype=float)
+    m = S.shape[-1]
+    p = 2 * m + 1
+    return 2.0 * (np.asarray(s0, dtype=float) + 2.0 * S.sum(axis=-1)) / p
+
+
+def alive(S: Any, s0: Any = 0.0) -> np.ndarray:
+    """Which circles are alive: ``S`` (..., m) above :func:`survival_threshold` of its own
+    spectrum (``s0``: S_0, broadcast over the leading axes). A boolean array of S's shape."""
+    S = np.asarray(S, dtype=float)
+    if S.ndim == 0 or S.shape[-1] == 0:
+        raise ValueError(f"S must hold S_1..S_m along its last axis, got shape {S.shape}")
+    return S > survival_threshold(S, s0)[..., None]
+
+
+def survival_auc(score: Any, survived: Any, runs: Any = None) -> float:
+    """How well ``score`` ranks circles by survival: the ROC AUC (scikit-learn's
+    ``roc_auc_score``) of ``score`` for the boolean ``survived``, 0.5 chance and 1 a
+    perfect ranking; NaN when every circle, or none, survived. A NaN score ranks last.
+
+    With ``runs`` (a run label per circle), the mean over runs of the AUC within each run,
+    over the runs that have both survivors and non-survivors (NaN when none has).
+    """
+    label = np.asarray(survived, dtype=bool)
+    values = np.asarray(score, dtype=float)
+    if label.shape != values.shape or label.ndim != 1:
+        raise ValueError(
+            f"score and survived must be 1-D of one length, got {values.shape} and {label.shape}"
+        )
+    if runs is not None:
+        groups = np.asarray(runs)
+        if groups.shape != label.shape:
+            raise ValueError(f"runs must label every circle: {groups.shape} for {label.shape}")
+        per_run = [survival_auc(values[groups == g], label[groups == g]) for g in np.unique(groups)]
+        return _nanmean(per_run)
+    if label.all() or not label.any():
+        return math.nan
+    values = np.nan_to_num(values, nan=-np.inf, posinf=1e300, neginf=-1e300)
+    return float(roc_auc_score(label, values))
 
 
 def _check_horizon(model: Any, horizon: Any) -> float:
@@ -176,6 +225,45 @@ def precision_recall(pred: Sequence[str], act: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def survival_horizon(run: Trajectory, given: float | None) -> float | None:
+    """How far to integrate for the predicted survivors: ``given``, else to the end of
+    training (the run's config ``steps``), measured from the window's first time."""
+    if given is not None:
+        return float(given)
+    steps = (
+        run.meta.get("config", {}).get("steps")
+        if isinstance(run.meta.get("config"), dict)
+        else None
+    )
+    if steps is None:
+        return None
+    return float(steps) - float(run.t[0])
+
+
+def survivor_columns(model: Any, run: Trajectory, horizon: float | None) -> dict[str, Any]:
+    """The survivor columns of one run's row in :func:`dynafit.fit_many`'s table: where the
+    run records its survivors, ``survivors_actual`` and, integrated ``horizon`` from the
+    run's first state, ``survivors_predicted``, ``survivor_precision`` and
+    ``survivor_recall`` (a model that cannot be integrated: the error as the prediction).
+    """
+    actual = recorded_survivors(run)
+    if actual is None:
+        return {}
+    out: dict[str, Any] = {"survivors_actual": ",".join(actual)}
+    if horizon is None or horizon <= 0:
+        return out
+    try:
+        s0 = float(run.aux["s0"][0]) if "s0" in run.aux else 0.0
+        predicted = [str(p) for p in survivors(model, run.x[0], horizon, s0=s0)]
+    except ValueError as err:
+        out["survivors_predicted"] = f"error: {err}"
+        return out
+    prf = precision_recall(predicted, actual)
+    out["survivors_predicted"] = ",".join(predicted)
+    out["survivor_precision"], out["survivor_recall"] = prf["precision"], prf["recall"]
+    return out
+
+
 def _at_time(traj: Trajectory, step: float) -> int:
     """Index of time ``step`` in ``traj.t`` (by value when present, else by position)."""
     hit = np.flatnonzero(np.isclose(traj.t, step))
@@ -243,23 +331,16 @@ def fittest(
     table = pd.DataFrame.from_records(records)
     y = table["survived"].to_numpy()
 
-    def auc(df: pd.DataFrame, col: str) -> float:
-        lab = df["survived"].to_numpy()
-        if lab.all() or not lab.any():
-            return math.nan
-        score = np.nan_to_num(
-            df[col].to_numpy(dtype=float), nan=-np.inf, posinf=1e300, neginf=-1e300
-        )
-        return float(roc_auc_score(lab, score))
+    def auc(col: str, per_run: bool = False) -> float:
+        runs = table["run"].to_numpy() if per_run else None
+        return survival_auc(table[col].to_numpy(dtype=float), y, runs)
 
-    per_s = [auc(g, "initial_signal") for _, g in table.groupby("run")]
-    per_g = [auc(g, "initial_gradient") for _, g in table.groupby("run")]
     return {
         "table": table,
-        "auc_signal": auc(table, "initial_signal"),
-        "auc_gradient": auc(table, "initial_gradient"),
-        "auc_signal_per_run": _nanmean(per_s),
-        "auc_gradient_per_run": _nanmean(per_g),
+        "auc_signal": auc("initial_signal"),
+        "auc_gradient": auc("initial_gradient"),
+        "auc_signal_per_run": auc("initial_signal", per_run=True),
+        "auc_gradient_per_run": auc("initial_gradient", per_run=True),
         "n_runs": len(runs),
         "n_survivors": int(y.sum()),
     }

@@ -351,15 +351,3 @@ def circle_signals(
         raise ValueError(f"p (the second-to-last axis) must be odd and >= 3, got {p}")
     spectrum = xp.fft.fft(embeddings, axis=-2)[..., : (p - 1) // 2 + 1, :]
     return xp.sqrt(xp.sum(xp.real(spectrum) ** 2 + xp.imag(spectrum) ** 2, axis=-1))
-
-
-def survival_threshold(S: Any, s0: Any = 0.0) -> np.ndarray:
-    """The paper's survival threshold: twice the spectrum's mean, 2 (S_0 + 2 sum_k S_k) / p.
-
-    ``S`` holds S_1..S_m along its last axis (p = 2m + 1); ``s0`` is S_0 (broadcast).
-    A circle is alive when its signal is above the threshold.
-    """
-    S = np.asarray(S, dtype=float)
-    m = S.shape[-1]
-    p = 2 * m + 1
-    return 2.0 * (np.asarray(s0, dtype=float) + 2.0 * S.sum(axis=-1)) / p

@@ -176,14 +176,12 @@ plt.show()
 # (the paper's rule, without S_0); compare with the circles that actually survived.
 
 # %%
-from training.analysis import predicted_survivors
-
 actual = set(run.meta["survivors"])
 rows = []
 for _, row in board.iterrows():
     if row["model"] is None or row["status"] != "ok":
         continue
-    pred = set(predicted_survivors(row["model"], run.x[0], horizon=float(run.t[-1])))
+    pred = set(dynafit.circles.survivors(row["model"], run.x[0], horizon=float(run.t[-1])))
     hit = len(pred & actual)
     rows.append(
         {

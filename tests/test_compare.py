@@ -219,7 +219,7 @@ def test_refine_and_ensemble_variants():
     refined = board.set_index("variant").loc["refined"]
     # refinement keeps the best iterate, the start included: never a worse rollout
     assert refined["rollout_r2"] >= sindy["rollout_r2"] - 1e-9
-    assert dynafit.uncertainty(sindy["model"]) is not None
+    assert sindy["model"].uncertainty is not None
     with pytest.raises(ValueError, match="ensemble"):
         dynafit.compare(traj, ("linear",), ensemble=1)
 

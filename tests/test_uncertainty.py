@@ -15,7 +15,7 @@ def ensemble():
 
 def test_inclusion_high_on_true_terms_low_on_absent(ensemble):
     model, xi_true = ensemble
-    unc = dynafit.uncertainty(model)
+    unc = model.uncertainty
     true = xi_true != 0
     assert unc["inclusion"].shape == model.coefficients.shape
     assert unc["inclusion"][true].min() >= 0.9
@@ -25,26 +25,28 @@ def test_inclusion_high_on_true_terms_low_on_absent(ensemble):
     assert inside[true].all()
     np.testing.assert_allclose(model.coefficients[true], xi_true[true], rtol=0.1, atol=0.02)
     assert model.options["variant"] == "ensemble" and unc["n_models"] == 8
-    np.testing.assert_array_equal(model.uncertainty["upper"], unc["upper"])
+    # the deprecated top-level name warns and gives the same summary
+    with pytest.warns(DeprecationWarning, match="model.uncertainty"):
+        old = dynafit.uncertainty(model)
+    np.testing.assert_array_equal(old["upper"], unc["upper"])
 
 
 def test_intervals_in_equations_figure_and_save_load(ensemble, tmp_path):
     model, _ = ensemble
-    lines = dynafit.equations_with_intervals(model)
+    lines = model.equations(intervals=True)
     assert len(lines) == model.n_vars and "[" in lines[0] and "p=" in lines[0]
     fig = dynafit.plot_inclusion(model)
     fig.savefig(tmp_path / "inclusion.png")
     assert (tmp_path / "inclusion.png").stat().st_size > 0
     back = dynafit.load_model(model.save(tmp_path / "m.json"))
-    np.testing.assert_array_equal(
-        dynafit.uncertainty(back)["inclusion"], dynafit.uncertainty(model)["inclusion"]
-    )
+    np.testing.assert_array_equal(back.uncertainty["inclusion"], model.uncertainty["inclusion"])
     plain = dynafit.Model("linear", model.names, model.coefficients)
-    assert dynafit.uncertainty(plain) is None
-    assert dynafit.equations_with_intervals(plain)[0].startswith("dx0/dt = ")
-    # the Model's own equations show the same intervals on request
-    assert model.equations(intervals=True) == lines
-    assert model.equations(2, intervals=True) == dynafit.equations_with_intervals(model, 2)
+    assert plain.uncertainty is None
+    # the deprecated top-level name warns and gives the Model's text
+    with pytest.warns(DeprecationWarning, match="intervals=True"):
+        assert dynafit.equations_with_intervals(model, 2) == model.equations(2, intervals=True)
+    with pytest.warns(DeprecationWarning):
+        assert dynafit.equations_with_intervals(plain)[0].startswith("dx0/dt = ")
     with pytest.raises(ValueError, match="no coefficient intervals.*fit_ensemble"):
         plain.equations(intervals=True)
 

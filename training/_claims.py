@@ -11,8 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from dynafit._io import atomic_write
-from dynafit._report import markdown_table
+from dynafit.internal import atomic_write, markdown_table
 
 #: The figures of the report, by key: file name under DIR/figures/.
 FIGURES = {

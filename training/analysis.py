@@ -16,7 +16,7 @@ the trainer's config), and each ``plot_*`` draws the matching figure:
 
 Survival follows the reference code (DESIGN.md, "The paper's quantities"): circle k is
 alive at the end of training when S_k is above twice the spectrum's mean,
-``dynafit.survival_threshold``; the initial gradient of circle k is
+``dynafit.circles.survival_threshold`` and ``alive``; the initial gradient of circle k is
 (S_k(4) - S_k(3)) / S_k(0), read from the trajectory itself.
 
 Everything returns pandas DataFrames or plain dicts; figures are matplotlib ``Figure``
@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +38,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 import dynafit
-from dynafit import Trajectory
-from dynafit._score import onestep_r2
+from dynafit import Trajectory, circles
 from dynafit.families import MeanFieldLV
+from dynafit.internal import onestep_r2
 
 __all__ = [
     "circle_models",
     "circle_table",
     "euler_r2",
     "fittest_auc",
-    "fittest_dynafit",
     "intervention_table",
     "linear_r2",
     "load_experiment",
@@ -60,9 +58,7 @@ __all__ = [
     "plot_spectrum",
     "plot_survivors_vs_dim",
     "plot_trajectories",
-    "predicted_survivors",
     "r2_by_dim",
-    "roc_auc",
     "survivor_counts",
     "survivors_by_dim",
 ]
@@ -134,8 +130,8 @@ def circle_table(traj: Trajectory) -> pd.DataFrame:
     init = x[:, 0]
     grad = (x[:, GRADIENT_STEP] - x[:, GRADIENT_STEP - 1]) / init
     final = x[:, -1]
-    threshold = dynafit.survival_threshold(final, s0_final)
-    alive = final > threshold[:, None]
+    threshold = circles.survival_threshold(final, s0_final)
+    alive = circles.alive(final, s0_final)
     m = x.shape[-1]
     ks = np.arange(1, m + 1)
     frames = []
@@ -195,15 +191,6 @@ def survivors_by_dim(data: Trajectory | pd.DataFrame) -> pd.DataFrame:
     return stats.rename(columns={"count": "runs"}).reset_index()
 
 
-def roc_auc(score: Sequence[float], label: Sequence[bool]) -> float:
-    """Area under the ROC curve of ``score`` for the binary ``label`` (NaN if one class)."""
-    label = np.asarray(label, dtype=bool)
-    score = np.asarray(score, dtype=float)
-    if label.all() or not label.any():
-        return math.nan
-    return float(roc_auc_score(label, score))
-
-
 def fittest_auc(traj_or_table: Trajectory | pd.DataFrame) -> dict[str, Any]:
     """How well the initial signal and the initial gradient predict survival (ROC AUC).
 
@@ -212,6 +199,9 @@ def fittest_auc(traj_or_table: Trajectory | pd.DataFrame) -> dict[str, Any]:
     (standardised; in-sample, so an upper bound). Also the mean AUC within a run
     (``auc_signal_per_run``, ``auc_gradient_per_run``, over runs with both classes), and
     the counts ``n_circles``, ``n_alive``, ``n_runs``. 0.5 is chance, 1 a perfect ranking.
+    The AUCs are :func:`dynafit.circles.survival_auc` on the circle table, whose
+    intervened circles are left out; ``dynafit.circles.fittest`` gives the same numbers
+    from the trajectories when no circle was intervened on.
     """
     table = _table(traj_or_table)
     table = table[~table["scaled"]]  # an intervened circle's signal is not its natural one
@@ -220,27 +210,18 @@ def fittest_auc(traj_or_table: Trajectory | pd.DataFrame) -> dict[str, Any]:
         "n_runs": int(table["run"].nunique()),
         "n_circles": int(len(table)),
         "n_alive": int(y.sum()),
-        "auc_signal": roc_auc(table["init_signal"], y),
-        "auc_gradient": roc_auc(table["init_gradient"], y),
+        "auc_signal": circles.survival_auc(table["init_signal"], y),
+        "auc_gradient": circles.survival_auc(table["init_gradient"], y),
         "auc_both": math.nan,
     }
     if 0 < y.sum() < len(y):
         feats = table[["init_signal", "init_gradient"]].to_numpy(dtype=float)
         feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1.0)
         clf = LogisticRegression().fit(feats, y)
-        out["auc_both"] = roc_auc(clf.decision_function(feats), y)
+        out["auc_both"] = circles.survival_auc(clf.decision_function(feats), y)
     for key, col in (("signal", "init_signal"), ("gradient", "init_gradient")):
-        per_run = [roc_auc(g[col], g["alive"]) for _, g in table.groupby("run")]
-        per_run = [a for a in per_run if np.isfinite(a)]
-        out[f"auc_{key}_per_run"] = float(np.mean(per_run)) if per_run else math.nan
+        out[f"auc_{key}_per_run"] = circles.survival_auc(table[col], y, table["run"])
     return out
-
-
-def fittest_dynafit(traj: Trajectory) -> dict[str, Any]:
-    """``dynafit.fittest`` on the same runs: the library's own AUCs, to check
-    :func:`fittest_auc` against."""
-    result = dynafit.fittest(traj)
-    return {k: v for k, v in result.items() if k != "table"}
 
 
 def intervention_table(traj_or_table: Trajectory | pd.DataFrame) -> pd.DataFrame:
@@ -326,12 +307,6 @@ def euler_r2(model: Any, run: Trajectory) -> float:
     """The paper's one-step R^2: the Euler step f(x_t) dt against x[t+1] - x[t]
     (``dynafit``'s ``onestep_r2``, finite also where the model's rollout diverges)."""
     return onestep_r2(model, run)
-
-
-def predicted_survivors(model: Any, x0: Any, horizon: float) -> list[str]:
-    """The variables a model predicts alive after integrating ``horizon`` time units from
-    ``x0`` (``dynafit.survivors``)."""
-    return [str(n) for n in dynafit.survivors(model, np.asarray(x0), horizon)]
 
 
 def r2_by_dim(r2: pd.DataFrame) -> pd.DataFrame:

@@ -19,8 +19,7 @@ from pathlib import Path
 import jax
 
 import dynafit
-from dynafit._io import CHECKPOINTS, MANIFEST, claim_out_dir, save_json
-from dynafit.cli._base import add_out_arguments
+from dynafit.internal import CHECKPOINTS, MANIFEST, add_out_arguments, claim_out_dir, save_json
 
 from .config import DTYPES, MATMUL_PRECISIONS, TrainConfig, parse_seeds
 from .trainer import clear_checkpoints, train_result
@@ -121,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_existing(out: Path, config: TrainConfig, seeds: list[int], overwrite: bool) -> str:
-    """'new', 'resume' or 'done' (the one ``--out`` rule of :func:`dynafit._io.claim_out_dir`)."""
+    """'new', 'resume' or 'done' (the one ``--out`` rule of :func:`dynafit.internal.claim_out_dir`)."""
 
     def differs(previous: dict) -> str | None:
         if config.same_run(previous.get("config")) and previous.get("seeds") == seeds:

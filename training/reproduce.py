@@ -39,13 +39,15 @@ import pandas as pd
 import scipy.stats
 
 import dynafit
-from dynafit._executors import make_executor
-from dynafit._io import atomic_write, load_json, save_json
-from dynafit.cli._base import (
+from dynafit.internal import (
     add_backend_arguments,
     add_out_arguments,
+    atomic_write,
     backend_options,
     check_backend_arguments,
+    load_json,
+    make_executor,
+    save_json,
 )
 
 from . import analysis, experiments
@@ -244,7 +246,7 @@ def analyse(
     counts_dims = analysis.survivor_counts(dims_tab)
     by_dim = analysis.survivors_by_dim(counts_dims)
     fittest = analysis.fittest_auc(default_tab)
-    fittest_lib = analysis.fittest_dynafit(default)
+    fittest_lib = {k: v for k, v in dynafit.circles.fittest(default).items() if k != "table"}
     inter = analysis.intervention_table(runs["scaling"]) if "scaling" in runs else None
     if dynafit_fit:
         with make_executor(backend, address=address, workers=workers) as executor:

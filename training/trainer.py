@@ -22,8 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import dynafit
-from dynafit import Trajectory, survival_threshold
-from dynafit._io import atomic_write, load_json, load_npz, save_json, save_npz
+from dynafit import Trajectory, circles
+from dynafit.internal import atomic_write, load_json, load_npz, save_json, save_npz, save_trajectory
 
 from . import _model
 from ._model import Record, Split, Static
@@ -56,7 +56,7 @@ class TrainResult:
     def save(self, path: str | os.PathLike) -> Path:
         """One ``.npz``: the trajectory schema plus ``extra__*`` arrays (atomic)."""
         extra = {EXTRA_PREFIX + k: v for k, v in self.extras.items()}
-        return self.trajectory._save(path, extra)
+        return save_trajectory(self.trajectory, path, extra)
 
 
 def load_extras(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -513,11 +513,12 @@ def _trajectory(config: TrainConfig, seeds: list[int], hist: _History) -> Trajec
     x = hist.signals[..., 1:]
     s0 = hist.signals[..., 0]
     final = x[:, -1]
-    thresh = survival_threshold(final, s0[:, -1])
+    thresh = circles.survival_threshold(final, s0[:, -1])
+    is_alive = circles.alive(final, s0[:, -1])
     plat = _platform()
     runs = []
     for r, seed in enumerate(seeds):
-        alive = [names[k] for k in np.flatnonzero(final[r] > thresh[r])]
+        alive = [names[k] for k in np.flatnonzero(is_alive[r])]
         runs.append(
             {
                 "config": config.to_dict(),

@@ -11,5 +11,6 @@ from ._estimate import check_method as check_method
 from ._estimate import differentiate as differentiate
 from ._estimate import noise_fraction as noise_fraction
 from ._estimate import noise_variance as noise_variance
+from ._estimate import recorded_method as recorded_method
 from ._estimate import resolve as resolve
 from ._estimate import white_noise_derivative as white_noise_derivative

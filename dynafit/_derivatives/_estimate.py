@@ -8,6 +8,10 @@
   differences); ``window`` sets the filter length.
 - ``"auto"``: "smoothed" when the data's estimated measurement noise explains more than
   ``AUTO_NOISE_FRACTION`` of the centred derivative's variance, "centered" otherwise.
+
+Any other ``method`` that is not a string is a differentiator called as ``method(x, t)``
+on one run ``x`` (T, m) and its times ``t`` (T,) (``dynafit.parts.PySINDy`` wraps a
+pysindy differentiation object so).
 """
 
 from __future__ import annotations
@@ -25,10 +29,19 @@ DERIVATIVES = ("auto", "forward", "centered", "finite_difference", "smoothed")
 AUTO_NOISE_FRACTION = 1e-3
 
 
-def check_method(method: str) -> str:
+def check_method(method: Any) -> Any:
+    if not isinstance(method, str) and callable(method):
+        return method
     if method not in DERIVATIVES:
         raise ValueError(f"unknown derivative method {method!r}; choose one of {list(DERIVATIVES)}")
     return method
+
+
+def recorded_method(label: Any) -> str:
+    """The method to re-estimate a fitted model's derivative with, from what
+    ``model.options["derivative"]`` records: the name itself, or "centered" for a
+    differentiator object (recorded as "pysindy:<class>"; the object is not saved)."""
+    return label if label in DERIVATIVES else "centered"
 
 
 def noise_fraction(x: np.ndarray, t: np.ndarray) -> float:
@@ -73,8 +86,8 @@ def _white_noise_derivative(t_bytes: bytes, method: str, order: int, window: int
     return out
 
 
-def resolve(method: str, x: np.ndarray, t: np.ndarray) -> str:
-    """The method "auto" stands for on this data; other names are returned as they are."""
+def resolve(method: Any, x: np.ndarray, t: np.ndarray) -> Any:
+    """The method "auto" stands for on this data; other methods are returned as they are."""
     check_method(method)
     if method != "auto":
         return method
@@ -86,7 +99,7 @@ def resolve(method: str, x: np.ndarray, t: np.ndarray) -> str:
 def differentiate(
     x: np.ndarray,
     t: np.ndarray,
-    method: str = "centered",
+    method: Any = "centered",
     *,
     order: int = 2,
     window: int | None = None,
@@ -97,6 +110,13 @@ def differentiate(
     method = resolve(method, x, t)
     if x.ndim == 3:
         return np.stack([differentiate(xr, t, method, order=order, window=window) for xr in x])
+    if not isinstance(method, str):  # a differentiator object
+        out = np.asarray(method(x, t), dtype=np.float64)
+        if out.shape != x.shape:
+            raise ValueError(
+                f"the differentiator {method!r} returned shape {out.shape}, not {x.shape}"
+            )
+        return out
     T = t.shape[0]
     if method == "forward":
         d = np.diff(x, axis=0) / np.diff(t)[:, None]

@@ -24,7 +24,7 @@ from .._integrate import rollout
 from .._model import Model
 from .._score import r2
 from .._trajectory import Trajectory
-from ._rollout_opt import make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
+from ._rollout_opt import Stop, make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
 
 
 def _affine_xi(params: Any, aux: Any) -> Any:
@@ -158,7 +158,7 @@ def refine(
             improved, new_r2 = True, cand
     if not improved:
         xi = xi0
-    if res.stopped is not None and res.stopped.startswith("non-finite"):
+    if res.stop is Stop.NON_FINITE:
         warnings.warn(f"refine stopped early: {res.stopped}", RuntimeWarning, stacklevel=2)
     info = {
         "steps": int(steps),

@@ -18,6 +18,7 @@ best parameters seen, the starting point included, are kept.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import time
 from collections.abc import Callable
@@ -73,6 +74,13 @@ def make_optimizer(
     )
 
 
+class Stop(enum.Enum):
+    """Why the optimisation stopped before its last step (``RolloutResult.stop``)."""
+
+    NON_FINITE = "non-finite loss"
+    TIME_LIMIT = "time limit"
+
+
 @dataclasses.dataclass
 class RolloutResult:
     """What the optimiser found and how it got there."""
@@ -85,6 +93,8 @@ class RolloutResult:
     stopped: str | None
     history: list[dict[str, float]]
     seconds: float
+    #: why it stopped early (None: it ran every step); ``stopped`` says it in words
+    stop: Stop | None = None
 
 
 class _Problem(eqx.Module):
@@ -321,6 +331,7 @@ def optimise_rollout(
         {"step": 0, "horizon": float("nan"), "loss": float("nan"), "rollout_error": start_error}
     ]
     stopped: str | None = None
+    stop: Stop | None = None
     k = 0
     opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
     for h, n in zip(hs, _stage_steps(steps, len(hs))):
@@ -329,6 +340,7 @@ def optimise_rollout(
             loss, grads = value_and_grad(params, prob, idx, w)
             loss = float(loss)
             if not finite(loss, grads):
+                stop = Stop.NON_FINITE
                 stopped = (
                     f"non-finite loss at step {k + 1} (horizon {h} intervals); kept the best "
                     "finite coefficients"
@@ -342,6 +354,7 @@ def optimise_rollout(
                 if err < best_error:
                     best_error, best_params, best_step = err, params, k
             if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                stop = Stop.TIME_LIMIT
                 stopped = f"time limit of {time_limit:g} s reached at step {k}"
                 break
         if stopped is not None:
@@ -355,4 +368,5 @@ def optimise_rollout(
         stopped=stopped,
         history=history,
         seconds=time.perf_counter() - t_start,
+        stop=stop,
     )

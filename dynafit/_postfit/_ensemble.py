@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import sympy
 
+from .._derivatives import recorded_method
 from .._fit import DEFAULT_OPTIONS, fit
 from .._intervals import UNCERTAINTY_KEYS, uncertainty
 from .._model import Model
@@ -90,7 +91,7 @@ def fit_ensemble(
     opts["order"] = int(base.options["order"])
     if "window" in base.options:
         opts["window"] = base.options["window"]
-    data = _Data.build(traj, fam, base.options["derivative"], opts)
+    data = _Data.build(traj, fam, recorded_method(base.options["derivative"]), opts)
     threshold = float(base.options.get("threshold", 0.0))
     n_lib = data.n_lib
     if drop_terms >= n_lib:

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from .._survival import recorded_survivors
 from .._trajectory import Trajectory
 
 
@@ -53,13 +54,19 @@ def plot_rollouts(
 
     ``models``: a ``{label: Model}`` mapping, a leaderboard from ``compare`` (its
     ``model`` column) or one Model. For a batch, run ``run`` is drawn. Diverged
-    rollouts are drawn up to where they stop being finite.
+    rollouts are drawn up to where they stop being finite. ``variables``: which to draw;
+    default :func:`shown_variables` (the run's survivors, then a sample of the rest, at
+    most ``max_variables``).
     """
     data = traj.run(run) if traj.is_batch else traj
     # every run's first state at once: the same shapes as batch scoring, so no new compile
     x0 = traj.x[:, 0] if traj.is_batch else traj.x[0]
     models = _models_from(models)
-    names = list(variables) if variables is not None else list(data.names[:max_variables])
+    if variables is not None:
+        names = list(variables)
+        what = ""
+    else:
+        names, what = shown_variables(data, max_variables)
     idx = [data.names.index(n) for n in names]
     ncols = min(4, len(names))
     nrows = math.ceil(len(names) / ncols)
@@ -74,6 +81,7 @@ def plot_rollouts(
         except Exception as err:  # a rollout that cannot run is shown as missing
             rollouts[label] = err
     lo, hi = data.x.min(axis=0), data.x.max(axis=0)
+    survived = set(_survivors_shown(data))
     for ax, name, j in zip(axes, names, idx):
         ax.plot(data.t, data.x[:, j], ".", ms=2.5, color="0.35", label="data")
         for k, (label, xs) in enumerate(rollouts.items()):
@@ -83,14 +91,51 @@ def plot_rollouts(
             ax.plot(data.t, y, "-", lw=1.4, color=f"C{k}", label=label)
         span = hi[j] - lo[j] or max(abs(hi[j]), 1.0)
         ax.set_ylim(lo[j] - 0.5 * span, hi[j] + 0.5 * span)  # a blow-up does not hide the data
-        ax.set_title(name, fontsize=9)
+        ax.set_title(f"{name} (survivor)" if name in survived else name, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="best")
-    more = f" (first {len(names)} of {data.n_vars} variables)" if len(names) < data.n_vars else ""
-    fig.suptitle(f"data vs rollouts{more}", fontsize=10)
+    fig.suptitle(f"data vs rollouts{what}", fontsize=10)
     return fig
+
+
+def _survivors_shown(run: Trajectory) -> list[str]:
+    """The survivors a run records, among its variables (a selection of variables keeps
+    the run's record of all of them; the others are left out here)."""
+    try:
+        return recorded_survivors(run) or []
+    except ValueError:
+        value = run.meta.get("survivors")
+        value = value if isinstance(value, (list, tuple)) else []
+        return [str(v) for v in value if str(v) in run.names]
+
+
+def shown_variables(run: Trajectory, max_variables: int = 12) -> tuple[list[str], str]:
+    """Which variables of one run a figure draws, and a caption saying so.
+
+    Every variable when there are at most ``max_variables``; else the survivors the run
+    records (meta ``"survivors"``, at most ``max_variables``), then the rest sampled
+    evenly over their order to fill the figure, drawn in the variables' order.
+    """
+    if max_variables < 1:
+        raise ValueError(f"max_variables must be >= 1, got {max_variables}")
+    names = list(run.names)
+    if len(names) <= max_variables:
+        return names, ""
+    survived = _survivors_shown(run)[:max_variables]
+    rest = [n for n in names if n not in survived]
+    k = max_variables - len(survived)
+    sample = [rest[i] for i in np.unique(np.linspace(0, len(rest) - 1, k).round().astype(int))]
+    chosen = set(survived) | set(sample)
+    shown = [n for n in names if n in chosen]
+    if survived:
+        what = (
+            f" (the {len(survived)} survivors and {len(sample)} of the other {len(rest)} variables)"
+        )
+    else:
+        what = f" ({len(shown)} of {len(names)} variables, evenly spread)"
+    return shown, what
 
 
 def plot_coefficients(

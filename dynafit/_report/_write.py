@@ -2,7 +2,8 @@
 
 Layout of ``OUT/``::
 
-    report.md          leaderboard, the best model's equations, links to the figures
+    report.md          the most readable model that rolls out, the leaderboard, the best
+                       model's equations, links to the figures
     leaderboard.csv    the leaderboard without its model objects
     runs.csv           per-run table from ``fit_many`` (batches only)
     equations.json     per family and variant: names, terms, coefficients, LaTeX
@@ -30,10 +31,11 @@ import numpy as np
 import pandas as pd
 import sympy
 
-from .._intervals import equations_with_intervals, uncertainty
+from .._board import READABLE_R2, most_readable
 from .._io import OwnedFolder, atomic_write, claim_out_dir, save_json, to_jsonable
 from .._postfit import plot_inclusion
-from .._selection import plot_r2_vs_dim, summarize_runs
+from .._runs import plot_r2_vs_dim, summarize_runs
+from .._score_names import BOARD_SCORES
 from .._trajectory import Trajectory
 from .._version import __version__
 from . import _plot
@@ -129,7 +131,7 @@ def model_record(model: Any) -> dict[str, Any]:
 
 def _uncertainty_record(model: Any) -> dict[str, Any]:
     """Ensemble intervals and inclusion probabilities, for models fitted as ensembles."""
-    unc = uncertainty(model)
+    unc = model.uncertainty
     if unc is None:
         return {}
     keys = ("lower", "upper", "inclusion", "mean", "std")
@@ -310,7 +312,7 @@ def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = 
                     functools.partial(_plot.plot_sweep, model, title=f"{name}: threshold sweep"),
                 )
             )
-        if uncertainty(model) is not None:
+        if model.uncertainty is not None:
             out.append(
                 (
                     f"figures/inclusion_{label}.png",
@@ -329,22 +331,7 @@ def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = 
     return out
 
 
-_BOARD_COLUMNS = (
-    "rank",
-    "family",
-    "variant",
-    "status",
-    "n_terms",
-    "n_library",
-    "deriv_r2",
-    "rollout_r2",
-    "forecast_r2",
-    "forecast_skill",
-    "rmse",
-    "aic",
-    "bic",
-    "diverged",
-)
+_BOARD_COLUMNS = ("rank", "family", "variant", "status", "n_library", *BOARD_SCORES)
 
 
 def _markdown(
@@ -366,6 +353,19 @@ def _markdown(
     )
     if traj.is_batch:
         lines.append("The leaderboard fits one pooled model per family over all runs.")
+    readable = most_readable(board)
+    if readable is not None:
+        lines += [
+            "",
+            f"## Most readable model that rolls out: {_label(readable)}",
+            "",
+            f"The fewest terms ({int(readable['n_terms'])}) among the models whose rollout "
+            f"R^2 is at least {READABLE_R2} (here {float(readable['rollout_r2']):.3f}).",
+            "",
+            "$$",
+            _align(readable["model"].equations()),
+            "$$",
+        ]
     lines += ["", f"## Leaderboard (by {by})", ""]
     lines.append(
         f"Best first. Rows within 10 of the best {by.upper()} count as equally good and the "
@@ -386,16 +386,19 @@ def _markdown(
         lines += [f"## Best model: {_label(row)}", ""]
         if bool(row.get("diverged", False)):
             lines += ["**Warning:** every fitted model's rollout diverged.", ""]
-        lines += ["$$", _align(row["model"].equations()), "$$", ""]
-        if uncertainty(row["model"]) is not None:
-            unc = uncertainty(row["model"])
+        if readable is not None and readable.name == row.name:
+            lines += ["The most readable model above.", ""]
+        else:
+            lines += ["$$", _align(row["model"].equations()), "$$", ""]
+        unc = row["model"].uncertainty
+        if unc is not None:
             lines += [
                 f"Ensemble of {unc.get('n_models', '?')} fits: median coefficients with "
                 f"{100 * float(unc.get('level', 0.9)):.0f} % intervals and inclusion "
                 "probabilities:",
                 "",
                 "```",
-                *equations_with_intervals(row["model"]),
+                *row["model"].equations(intervals=True),
                 "```",
                 "",
             ]

@@ -7,6 +7,7 @@ Exit codes: 0 done; 2 bad arguments or input (a message, never a traceback).
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from collections.abc import Sequence
@@ -15,12 +16,14 @@ from typing import Any
 
 import pandas as pd
 
+from .._board import READABLE_R2, most_readable
 from .._compare import compare
-from .._derivatives import check_method
+from .._derivatives import DERIVATIVES, check_method
 from .._executors import make_executor
-from .._fit import OPTIMIZERS
+from .._fit import OPTIMIZERS, fit
 from .._fit_many import fit_many
 from .._report import _fmt, check_out_dir, text_table, write_report
+from .._score_names import BOARD_SCORES
 from .._trajectory import Trajectory, load_runs
 from ..families import get_family
 from ._base import (
@@ -47,6 +50,14 @@ examples:
   dynafit fit runs.npz --run 3 --window 0:1000 --horizon 1000 --derivative forward
   dynafit fit data.csv --time t --families auto
   dynafit fit run1.csv run2.csv --time day --vars prey,predator"""
+
+#: the defaults of :func:`dynafit.fit`, read from its signature so that the help says
+#: what a fit without the flag really does
+_FIT_DEFAULTS = {
+    name: param.default
+    for name, param in inspect.signature(fit).parameters.items()
+    if param.default is not inspect.Parameter.empty
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,10 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--derivative",
         default=None,
-        help="derivative estimate: centered (default), forward (the paper's "
-        "x[t+1]-x[t]), smoothed, finite_difference",
+        help=f"derivative estimate, one of {', '.join(DERIVATIVES)} (default "
+        f"{_FIT_DEFAULTS['derivative']}: smoothed where the data look noisy, else centered; "
+        "forward is the paper's x[t+1]-x[t])",
     )
-    p.add_argument("--optimizer", default=None, help="stlsq (default), sr3 or ensemble")
+    p.add_argument(
+        "--optimizer",
+        default=None,
+        help=f"one of {', '.join(OPTIMIZERS)} (default {_FIT_DEFAULTS['optimizer']})",
+    )
     p.add_argument(
         "--threshold",
         type=float,
@@ -253,20 +269,9 @@ def _config(args: argparse.Namespace, source: Path) -> dict[str, Any]:
 def _print_board(board: Any, by: str) -> None:
     cols = [
         c
-        for c in (
-            "rank",
-            "family",
-            "variant",
-            "n_terms",
-            "deriv_r2",
-            "rollout_r2",
-            "forecast_r2",
-            "forecast_skill",
-            "rmse",
-            "bic",
-            "diverged",
-        )
-        if c in board.columns
+        # the report's board columns; the terminal leaves out aic (bic ranks by default)
+        for c in ("rank", "family", "variant", *BOARD_SCORES)
+        if c in board.columns and c != "aic"
     ]
     if by not in cols and by in board.columns:
         cols.append(by)
@@ -279,19 +284,47 @@ def _print_board(board: Any, by: str) -> None:
     print(text_table(cols, rows))
 
 
-#: the rollout R^2 a model needs to be shown as the most readable one
-READABLE_R2 = 0.9
+#: a model with more terms per variable than this is named, not printed, after the
+#: leaderboard when a readable model was printed first (its equations are in the report)
+PRINT_TERMS_PER_VARIABLE = 4
 
 
-def _most_readable(fitted: Any) -> Any:
-    """The row with the fewest terms among those that roll out with R^2 >= READABLE_R2
-    and did not diverge (None if there is none)."""
-    ok = fitted[
-        (fitted["rollout_r2"].astype(float) >= READABLE_R2) & ~fitted["diverged"].astype(bool)
-    ]
-    if not len(ok):
-        return None
-    return ok.loc[ok["n_terms"].astype(float).idxmin()]
+def _print_model(title: str, row: Any) -> None:
+    variant = "" if row["variant"] == "sindy" else f" ({row['variant']})"
+    print(
+        f"\n{title}: {row['family']}{variant}, {int(row['n_terms'])} terms "
+        f"(rollout R^2 {float(row['rollout_r2']):.3f})"
+    )
+    print(str(row["model"]))
+
+
+def _print_results(board: Any, by: str, note: str) -> None:
+    """What a reader can use first: the most readable model that rolls out, then the
+    leaderboard, then the best model by ``by`` (named only, when it is large and a
+    readable one was printed: its equations are in the report's equations.tex)."""
+    fitted = board[board["model"].notna()]
+    readable = most_readable(board)
+    if readable is not None:
+        _print_model(f"most readable model that rolls out with R^2 >= {READABLE_R2}", readable)
+    print(f"\nleaderboard ({note}):")
+    _print_board(board, by)
+    if not len(fitted):
+        print("\nno family could be fitted to this data")
+        return
+    best = fitted.iloc[0]
+    if readable is not None and readable.name == best.name:
+        print(f"\nbest model: {best['family']}, the most readable one above")
+        return
+    n_vars = int(best["model"].n_vars)
+    if readable is None or int(best["n_terms"]) <= PRINT_TERMS_PER_VARIABLE * n_vars:
+        _print_model("best model", best)
+        return
+    variant = "" if best["variant"] == "sindy" else f" ({best['variant']})"
+    print(
+        f"\nbest model: {best['family']}{variant}, {int(best['n_terms'])} terms over {n_vars} "
+        f"variables (rollout R^2 {float(best['rollout_r2']):.3f}); its equations are in the "
+        "report (equations.tex)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -478,27 +511,8 @@ def _run(args: argparse.Namespace) -> int:
         if file_of_run is not None and args.run is None:
             runs_table.insert(1, "file", [file_of_run[r] for r in runs_table["run"]])
     elapsed = time.perf_counter() - start
-    print(
-        f"\nleaderboard (by {args.by}{', pooled over runs' if traj.is_batch else ''}; "
-        f"{elapsed:.1f} s):"
-    )
-    _print_board(board, args.by)
-    fitted = board[board["model"].notna()]
-    if len(fitted):
-        best = fitted.iloc[0]
-        variant = "" if best["variant"] == "sindy" else f" ({best['variant']})"
-        print(f"\nbest model: {best['family']}{variant}, {int(best['n_terms'])} terms")
-        print(str(best["model"]))
-        readable = _most_readable(fitted)
-        if readable is not None and readable.name != best.name:
-            print(
-                f"\nmost readable model that rolls out with R^2 >= {READABLE_R2}: "
-                f"{readable['family']}, {int(readable['n_terms'])} terms "
-                f"(rollout R^2 {float(readable['rollout_r2']):.3f})"
-            )
-            print(str(readable["model"]))
-    else:
-        print("\nno family could be fitted to this data")
+    pooled = ", pooled over runs" if traj.is_batch else ""
+    _print_results(board, args.by, f"by {args.by}{pooled}; {elapsed:.1f} s")
     report = write_report(
         out,
         traj,

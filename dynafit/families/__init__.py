@@ -1,6 +1,7 @@
 """Model families: one file each on the small base in ``_base.py``."""
 
 from ._base import AbstractFamily as AbstractFamily
+from ._base import Fitting as Fitting
 from ._base import MonomialFamily as MonomialFamily
 from ._base import family_names as family_names
 from ._base import get_family as get_family

@@ -11,10 +11,23 @@ with ``theta(x)`` the library (sympy expressions over the variable symbols) and
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Sequence
 
 import numpy as np
 import sympy
+
+
+class Fitting(enum.Enum):
+    """How ``dynafit.fit`` fits a family: ``SPARSE``, sparse regression over the term
+    library with a threshold chosen by a selection rule; ``SHARED_RATE``, least squares
+    with shared weights and trajectory matching (:mod:`dynafit._parts._shared_rate`)."""
+
+    SPARSE = "sparse"
+    SHARED_RATE = "shared_rate"
+    #: issue 21: the denominators of a rational law first (:mod:`dynafit._rational`),
+    #: then the numerators by the sparse stages
+    RATIONAL = "rational"
 
 
 class AbstractFamily(abc.ABC):
@@ -26,6 +39,8 @@ class AbstractFamily(abc.ABC):
 
     #: short identifier, used in tables and saved models
     name: str = ""
+    #: how ``dynafit.fit`` fits the family
+    fitting: Fitting = Fitting.SPARSE
 
     @abc.abstractmethod
     def terms(self, symbols: Sequence[sympy.Symbol]) -> tuple[sympy.Expr, ...]:

@@ -17,9 +17,11 @@ fitted by the low-rank ones).
 The shared quantities are named once when printed (``T = S1 + ... + S29``) and
 substituted when integrated.
 
-These families are not fitted by the sparse-regression sweep: ``dynafit.fit`` hands
-them to :func:`dynafit._structured.fit_structured` (alternating least squares on the
-derivatives, then trajectory matching through diffrax).
+These families are not fitted by the sparse-regression sweep (``fitting`` is
+``Fitting.SHARED_RATE``): ``dynafit.fit`` hands them to
+:func:`dynafit._parts._shared_rate.fit_shared_rate` (least squares and variable projection
+on the derivatives, then trajectory matching through diffrax of the vector field generated
+from the family's sympy terms).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ._base import AbstractFamily, check_positive
+from ._base import AbstractFamily, Fitting, check_positive
 
 
 def _weights_tuple(weights: Any, rank: int) -> tuple[tuple[float, ...], ...] | None:
@@ -54,6 +56,7 @@ class AbstractSharedRateFamily(AbstractFamily):
     None before a fit: then the weights are all 1, every Q the plain total).
     """
 
+    fitting = Fitting.SHARED_RATE
     per_capita: bool = True
     symbol: str = "T"
     learn_weights: bool = True

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ._base import AbstractFamily, register
+from ._base import AbstractFamily, Fitting, register
 
 
 def _monomials(symbols: Sequence[sympy.Symbol], lo: int, hi: int) -> list[sympy.Expr]:
@@ -33,21 +33,29 @@ def _monomials(symbols: Sequence[sympy.Symbol], lo: int, hi: int) -> list[sympy.
 @register
 class Rational(AbstractFamily):
     """Numerators: monomials up to ``degree``; denominators 1 + monomials of degree
-    1..``denominator_degree`` with coefficients ``denominators`` (m rows; None: q_i = 1)."""
+    1..``denominator_degree`` with coefficients ``denominators`` (m rows; None: q_i = 1,
+    found by ``dynafit.fit`` among supports of at most ``max_denominator_terms`` terms)."""
 
     name = "rational"
+    fitting = Fitting.RATIONAL
 
     def __init__(
         self,
         degree: int = 2,
         denominator_degree: int = 2,
         denominators: Sequence[Sequence[float]] | None = None,
+        max_denominator_terms: int = 2,
     ):
         for what, v in (("degree", degree), ("denominator_degree", denominator_degree)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"rational {what} must be a positive int, got {v!r}")
+        k = max_denominator_terms
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"max_denominator_terms must be an int >= 0, got {k!r}")
         self.degree = degree
         self.denominator_degree = denominator_degree
+        #: the denominator search tries every support of q_i - 1 up to this size
+        self.max_denominator_terms = k
         if denominators is not None:
             try:
                 rows = tuple(tuple(float(b) for b in row) for row in denominators)
@@ -89,7 +97,9 @@ class Rational(AbstractFamily):
         )
 
     def with_denominators(self, denominators: Any) -> Rational:
-        return Rational(self.degree, self.denominator_degree, denominators)
+        return Rational(
+            self.degree, self.denominator_degree, denominators, self.max_denominator_terms
+        )
 
     def library_size(self, m: int) -> int:
         """Numerator and denominator columns: what the family may use per equation."""

@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dynafit import load
-from dynafit._io import atomic_write, save_json
+from dynafit.internal import atomic_write, save_json
 
 from ..config import TrainConfig, parse_seeds
 from ..trainer import TrainResult, _key, clear_checkpoints, load_extras, run_keys, train_result

@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dynafit._report import text_table
-from dynafit.cli._base import (
+from dynafit.internal import (
     add_backend_arguments,
     add_out_arguments,
     backend_options,
     check_backend_arguments,
+    text_table,
 )
 
 from ._engine import SweepResult, run_experiments

@@ -20,7 +20,7 @@ named by a hash of its config and seeds. Each block is one ``train`` call that w
 and dynafit version. Running the same spec into the same folder resumes it: finished
 blocks are skipped, unfinished ones continue from their checkpoints, and a grown spec
 trains only its new blocks. The backend (``local`` or ``ray``, see
-:mod:`dynafit._executors`) decides where blocks run, never what they compute.
+:mod:`dynafit.internal`) decides where blocks run, never what they compute.
 
 A spec file may hold several sweeps as ``[experiments.NAME]`` tables sharing the
 top-level options (:func:`load_experiments`, :func:`run_experiments`); experiment NAME
@@ -40,7 +40,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import dynafit
-from dynafit._executors import AbstractExecutor, make_executor, require_ray
+from dynafit.internal import AbstractExecutor, make_executor, require_ray
 
 from ._manifest import _ManifestWriter, _remove_own_files, _stale_tmp_files, claim
 from ._plan import _plan

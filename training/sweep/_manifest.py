@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dynafit
-from dynafit._io import OwnedFolder, claim_out_dir, save_json
+from dynafit.internal import OwnedFolder, claim_out_dir, save_json
 
 from ._spec import (
     CHECKPOINTS,
@@ -26,7 +26,7 @@ from ._spec import (
 
 # ------------------------------------------------------------------- the folder
 def claim(spec: SweepSpec, out: str | os.PathLike, overwrite: bool) -> OwnedFolder:
-    """The one ``--out`` rule (:func:`dynafit._io.claim_out_dir`) for a sweep: a folder
+    """The one ``--out`` rule (:func:`dynafit.internal.claim_out_dir`) for a sweep: a folder
     whose manifest records the same fixed options (and block_size) is resumed."""
     return claim_out_dir(
         out,

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dynafit._io import CHECKPOINTS as CHECKPOINTS
-from dynafit._io import MANIFEST as MANIFEST
+from dynafit.internal import CHECKPOINTS as CHECKPOINTS
+from dynafit.internal import MANIFEST as MANIFEST
 
 from ..config import TrainConfig, parse_seeds
 

@@ -2,7 +2,7 @@
 
     dx_i/dt = e_i + g_i(x) * (c_i + d_i x_i + sum_k u_ik Q_k),    Q_k = sum_j v_kj x_j
 
-1. Derivatives as ``dynafit.fit`` estimates them (``_derivatives``).
+1. Derivatives by the derivative part (as for every family).
 2. Least squares on the derivatives: with the weights v fixed, each equation is a
    linear least-squares problem in its 2 + K coefficients (columns
    ``g_i * (1, x_i, Q)``); v is fitted by variable projection (scipy's
@@ -10,17 +10,19 @@
    start is v = 1 (the plain total) and, for K > 1, the leading singular vectors of
    the off-diagonal part of a dense least-squares fit (reduced-rank regression).
    Families whose weights are fixed (mean field) need the linear step only.
-3. Trajectory matching (``steps``, 400 by default; 0 skips it): every parameter, v included, moves to
+3. Trajectory matching (the ``Matching`` part: ``steps``, 400 by default; 0 or
+   ``matching=None`` skips it): every parameter, v included, moves to
    minimise the error of the integrated trajectory over the whole window and every run
    (``dynafit._matching._rollout_opt.optimise_rollout``: optax through diffrax, multiple shooting
    on a curriculum of growing horizons); the result is checked with the model's own
-   integrator and kept only where it rolls out closer to the data than the start.
+   integrator and kept only where it rolls out closer to the data than the start. The
+   vector field it integrates is generated from the family's sympy terms
+   (:func:`dynafit._field.shared_field`), with the weights v as an argument.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import time
 import warnings
 from typing import Any
@@ -30,184 +32,147 @@ import numpy as np
 import optax
 import scipy.optimize
 
-from ._derivatives import check_method, differentiate, resolve
-from ._fit import OWN_FITS
-from ._integrate import rollout
-from ._matching._refine import _auto_horizons
-from ._matching._rollout_opt import make_optimizer, optimise_rollout, resolve_horizons
-from ._model import Model
-from ._score import r2
-from ._trajectory import Trajectory
-from .families._shared_rate import AbstractSharedRateFamily
-
-#: options of the shared-rate fit and their defaults
-STRUCTURED_OPTIONS: dict[str, Any] = {
-    "order": None,  # finite-difference order (None: 4 on clean data, as dynafit.fit)
-    "window": None,  # Savitzky-Golay window for "smoothed"
-    # d_i <= 0 and u_ik <= 0 in the derivative fit (self-limitation and competition,
-    # which keep a Lotka-Volterra rollout bounded); None: for the per-capita families
-    "competitive": None,
-    "als_iter": 10,  # weight fit: at most this many x (rank x m + 1) residual evaluations
-    "steps": 400,  # trajectory-matching steps (0: the derivative fit only)
-    "lr": 1e-2,
-    "horizons": "auto",
-    "optimizer": "adam",
-    "time_limit": None,  # seconds for the trajectory matching
-    "rtol": 1e-5,
-    "atol": 1e-7,
-    "max_steps": 4096,
-}
+from .._derivatives import differentiate
+from .._field import shared_field
+from .._integrate import rollout
+from .._matching._refine import _auto_horizons
+from .._matching._rollout_opt import Stop, make_optimizer, optimise_rollout, resolve_horizons
+from .._model import Model
+from .._score import r2
+from .._trajectory import Trajectory
+from ..families._shared_rate import AbstractSharedRateFamily
+from ._derivative import AbstractDerivative
+from ._matching import Matching
+from ._regression import SharedRate
+from ._stages import Stages
 
 
-def fit_structured(
-    traj: Trajectory, family: AbstractSharedRateFamily, derivative: str = "auto", **options: Any
-) -> Model:
-    """Fit ``family`` (a shared-rate family) to ``traj`` (one run, or a batch sharing
-    one model); see the module docstring. ``options``: :data:`STRUCTURED_OPTIONS`."""
-    unknown = sorted(set(options) - set(STRUCTURED_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for the {family.name!r} family; valid options are "
-            f"derivative and {sorted(STRUCTURED_OPTIONS)}"
-        )
-    opts = {**STRUCTURED_OPTIONS, **options}
-    steps = opts["steps"]
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    als = opts["als_iter"]
-    if isinstance(als, bool) or not isinstance(als, (int, np.integer)) or als < 1:
-        raise ValueError(f"als_iter must be a positive int, got {als!r}")
-    lr = opts["lr"]
-    if (
-        isinstance(lr, bool)
-        or not isinstance(lr, (int, float))
-        or not (math.isfinite(lr) and lr > 0)
-    ):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    tl = opts["time_limit"]
-    if tl is not None and not (isinstance(tl, (int, float)) and math.isfinite(tl) and tl > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds, got {tl!r}")
-    make_optimizer(opts["optimizer"], float(lr))
-    check_method(derivative)
-
+def fit_shared_rate(traj: Trajectory, family: AbstractSharedRateFamily, stages: Stages) -> Model:
+    """Fit ``family`` (a shared-rate family) to ``traj`` (one run, or a batch sharing one
+    model) with ``stages`` (derivative, ``SharedRate``, matching); see the module
+    docstring."""
+    regression, matching = stages.regression, stages.matching
+    assert isinstance(regression, SharedRate)
     x = traj.x if traj.is_batch else traj.x[None]
     R, T, m = x.shape
     family.validate(traj.x, traj.names)
-    if steps > 0:
-        resolve_horizons(opts["horizons"], T)
-    K = family.rank
-    if R * T < 3 + K:
+    if matching is not None and matching.steps > 0:
+        resolve_horizons(matching.horizons, T)
+    if R * T < 3 + family.rank:
         raise ValueError(
-            f"too few points ({R * T}) for the {family.name!r} family's {2 + K} coefficients "
-            "per equation"
+            f"too few points ({R * T}) for the {family.name!r} family's {2 + family.rank} "
+            "coefficients per equation"
         )
-    requested = derivative
-    derivative = resolve(derivative, traj.x, traj.t)
-    order = opts["order"]
-    if order is None:
-        order = 4 if requested == "auto" and derivative == "centered" and T >= 11 else 2
+    derivative = stages.derivative.resolve(traj)
     t0 = time.perf_counter()
-    dxdt = differentiate(x, traj.t, derivative, order=order, window=opts["window"])
+    model, rows = least_squares(traj, family, derivative, regression, stages.derivative.label)
+    seconds = time.perf_counter() - t0
+    if matching is None or matching.steps == 0:
+        return model
+    return match_trajectory(model, traj, family, matching, rows, seconds)
+
+
+def least_squares(
+    traj: Trajectory,
+    family: AbstractSharedRateFamily,
+    derivative: AbstractDerivative,
+    regression: SharedRate,
+    requested: str,
+) -> tuple[Model, tuple]:
+    """The derivative fit: per equation least squares, v by variable projection. Returns
+    the Model and what trajectory matching starts from (parameters, rows, prefactors)."""
+    x = traj.x if traj.is_batch else traj.x[None]
+    R, T, m = x.shape
+    order = derivative.derivative_order
+    dxdt = differentiate(
+        x, traj.t, derivative.method, order=order, window=derivative.derivative_window
+    )
     flat_x = x.reshape(-1, m).astype(np.float64)
     flat_d = dxdt.reshape(-1, m)
-    if derivative == "forward":  # the last row repeats a difference: leave it out
+    if derivative.method == "forward":  # the last row repeats a difference: leave it out
         keep = np.ones((R, T), dtype=bool)
         keep[:, -1] = False
         flat_x, flat_d = flat_x[keep.ravel()], flat_d[keep.ravel()]
     g = flat_x if family.per_capita else np.ones_like(flat_x)
-    competitive = opts["competitive"]
+    competitive = regression.competitive
     if competitive is None:
         competitive = bool(family.per_capita)
-    if not isinstance(competitive, bool):
-        raise ValueError(f"competitive must be True, False or None, got {competitive!r}")
-    e, c, d, U, V = _als(flat_x, flat_d, g, family, int(als), competitive)
-    seconds_ls = time.perf_counter() - t0
-
+    e, c, d, U, V = _als(flat_x, flat_d, g, family, int(regression.als_iter), competitive)
     record: dict[str, Any] = {
-        "derivative": derivative,
-        **({"derivative_requested": requested} if requested != derivative else {}),
+        "derivative": derivative.label,
+        **({"derivative_requested": requested} if requested != derivative.label else {}),
         "order": int(order),
         "optimizer": "als" if family.learn_weights else "lstsq",
         "n_runs": traj.n_runs,
         "t_range": [float(traj.t[0]), float(traj.t[-1])],
-        "rank": int(K),
+        "rank": int(family.rank),
         "competitive": competitive,
     }
-    if derivative == "smoothed":
-        record["window"] = opts["window"]
+    if derivative.method == "smoothed":
+        record["window"] = derivative.derivative_window
     model = _model(family, traj.names, e, c, d, U, V, record)
-    if steps == 0:
-        return model
+    return model, ((e, c, d, U, V), flat_x, g, competitive, record)
 
-    # ---- trajectory matching: every parameter, through diffrax
+
+def match_trajectory(
+    model: Model,
+    traj: Trajectory,
+    family: AbstractSharedRateFamily,
+    matching: Matching,
+    rows: tuple,
+    seconds_ls: float,
+) -> Model:
+    """Trajectory matching of every parameter (v included) from the derivative fit; the
+    result is kept only where its rollout is closer to the data than the start's."""
+    p0, flat_x, g, competitive, record = rows
+    x = traj.x if traj.is_batch else traj.x[None]
+    R, T, m = x.shape
     start_ys, start_r2 = _rollout_runs(model, x, traj.t)
-    hs = opts["horizons"]
+    hs = matching.horizons
     if isinstance(hs, str) and hs == "auto":  # shorter first where the start blows up
         hs = _auto_horizons(start_ys, x, T)
-    span = float(traj.t[-1] - traj.t[0])
-    scale = np.sqrt(np.mean(x**2, axis=(0, 1)))
-    scale = np.where(scale > 0, scale, 1.0)
-    q = flat_x @ V.T  # (N, K)
-    gg = g if family.per_capita else np.ones_like(flat_x)
-
-    def unit(col: np.ndarray) -> np.ndarray:  # C = scale_i / (span * rms(g_i theta))
-        rms = np.sqrt(np.mean(col**2, axis=0))
-        return np.where((rms > 0) & np.isfinite(rms), scale / (span * np.where(rms > 0, rms, 1)), 0)
-
-    e_unit = unit(np.ones_like(flat_x)) if family.offset else np.zeros(m)
-    c_unit = unit(gg)
-    d_unit = unit(gg * flat_x)
-    u_unit = np.stack([unit(gg * q[:, [k]]) for k in range(K)], axis=1)  # (m, K)
-    if family.learn_weights:
-        v_unit = np.broadcast_to(np.abs(V).mean(axis=1, keepdims=True), V.shape).copy()
-    else:
-        v_unit = np.zeros_like(V)
-    p0 = (e, c, d, U, V)
-    units = (e_unit, c_unit, d_unit, u_unit, v_unit)
-    optimizer = make_optimizer(opts["optimizer"], float(lr))
+    units = _units(family, x, traj.t, flat_x, g, p0)
+    optimizer = make_optimizer(matching.optimizer, float(matching.lr))
     if competitive:  # the signs of the derivative fit hold: e >= 0, d <= 0, U <= 0, V >= 0
-        inf = np.inf
-        lower = (np.zeros(m), np.full(m, -inf), np.full(m, -inf), np.full((m, K), -inf), V * 0)
-        upper = (np.full(m, inf), np.full(m, inf), np.zeros(m), np.zeros((m, K)), V * 0 + inf)
+        lower, upper = _sign_bounds(p0)
         optimizer = _projected(
             optimizer,
             [_free_bound(b, a, u) for b, a, u in zip(lower, p0, units)],
             [_free_bound(b, a, u) for b, a, u in zip(upper, p0, units)],
         )
     res = optimise_rollout(
-        _field(bool(family.per_capita)),
+        _matching_field(family, m),
         _to_params,
         tuple(jnp.zeros_like(jnp.asarray(a)) for a in p0),
         traj.t,
         x,
         aux=(p0, units),
-        steps=int(steps),
-        lr=float(lr),
+        steps=int(matching.steps),
+        lr=float(matching.lr),
         horizons=hs,
         optimizer=optimizer,
-        rtol=opts["rtol"],
-        atol=opts["atol"],
-        max_steps=opts["max_steps"],
-        scale=scale,
-        time_limit=tl,
+        rtol=matching.rtol,
+        atol=matching.atol,
+        max_steps=matching.max_steps,
+        scale=_scale(x),
+        time_limit=matching.time_limit,
     )
     found = [a + u * np.asarray(p, dtype=np.float64) for a, u, p in zip(p0, units, res.params)]
     if competitive:  # the float32 iterate sits on its bound; in float64 land exactly on it
         found = [np.clip(a, lo, hi) for a, lo, hi in zip(found, lower, upper)]
-    improved = False
-    new_r2 = start_r2
+    improved, new_r2 = False, start_r2
     if res.best_step > 0 and all(np.all(np.isfinite(a)) for a in found):
         cand = _model(family, traj.names, *found, record)
         _, cand_r2 = _rollout_runs(cand, x, traj.t)
         if cand_r2 > start_r2 or (not np.isfinite(start_r2) and np.isfinite(cand_r2)):
             improved, new_r2, model = True, cand_r2, cand
-    if res.stopped is not None and res.stopped.startswith("non-finite"):
-        warnings.warn(f"trajectory matching stopped early: {res.stopped}", RuntimeWarning, 2)
+    if res.stop is Stop.NON_FINITE:
+        warnings.warn(f"trajectory matching stopped early: {res.stopped}", RuntimeWarning, 3)
     info = {
-        "steps": int(steps),
+        "steps": int(matching.steps),
         "steps_run": int(res.steps_run),
         "best_step": int(res.best_step) if improved else 0,
-        "lr": float(lr),
+        "lr": float(matching.lr),
         "start_rollout_r2": float(start_r2) if np.isfinite(start_r2) else None,
         "rollout_r2": float(new_r2) if np.isfinite(new_r2) else None,
         "improved": improved,
@@ -215,6 +180,43 @@ def fit_structured(
         "seconds": round(res.seconds + seconds_ls, 3),
     }
     return model.with_coefficients(model.coefficients, variant="matched", refine=info)
+
+
+def _scale(x: np.ndarray) -> np.ndarray:
+    scale = np.sqrt(np.mean(x**2, axis=(0, 1)))
+    return np.where(scale > 0, scale, 1.0)
+
+
+def _units(family, x, t, flat_x, g, p0) -> tuple:
+    """The size of one unit of each free parameter: C = scale_i / (span * rms(g_i theta))."""
+    e, c, d, U, V = p0
+    m, K = U.shape
+    span = float(t[-1] - t[0])
+    scale = _scale(x)
+    q = flat_x @ V.T  # (N, K)
+    gg = g if family.per_capita else np.ones_like(flat_x)
+
+    def unit(col: np.ndarray) -> np.ndarray:
+        rms = np.sqrt(np.mean(col**2, axis=0))
+        return np.where((rms > 0) & np.isfinite(rms), scale / (span * np.where(rms > 0, rms, 1)), 0)
+
+    e_unit = unit(np.ones_like(flat_x)) if family.offset else np.zeros(m)
+    u_unit = np.stack([unit(gg * q[:, [k]]) for k in range(K)], axis=1)  # (m, K)
+    if family.learn_weights:
+        v_unit = np.broadcast_to(np.abs(V).mean(axis=1, keepdims=True), V.shape).copy()
+    else:
+        v_unit = np.zeros_like(V)
+    return (e_unit, unit(gg), unit(gg * flat_x), u_unit, v_unit)
+
+
+def _sign_bounds(p0: tuple) -> tuple[tuple, tuple]:
+    """Competitive signs: e >= 0, d <= 0, U <= 0, V >= 0 (c free)."""
+    e, c, d, U, V = p0
+    m, K = U.shape
+    inf = np.inf
+    lower = (np.zeros(m), np.full(m, -inf), np.full(m, -inf), np.full((m, K), -inf), V * 0)
+    upper = (np.full(m, inf), np.full(m, inf), np.zeros(m), np.zeros((m, K)), V * 0 + inf)
+    return lower, upper
 
 
 def _rollout_runs(model: Model, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
@@ -360,17 +362,33 @@ def _to_params(params: Any, aux: Any) -> Any:
     return tuple(a + u * p for a, u, p in zip(p0, units, params))
 
 
-@functools.cache
-def _field(per_capita: bool):
-    """``field(x, (e, c, d, U, V))``: dx/dt of the shared-rate form (one object per form,
-    so that trajectory matching reuses its compilation)."""
+def _matching_field(family: AbstractSharedRateFamily, m: int):
+    """``field(x, (e, c, d, U, V))``: dx/dt of ``family``'s model with those parameters,
+    generated from its sympy terms (:func:`dynafit._field.shared_field`); the
+    coefficients placed into Xi as ``family.coefficient_matrix`` places them."""
+    ids = family.coefficient_matrix(
+        np.arange(1, m + 1),
+        np.arange(m + 1, 2 * m + 1),
+        np.arange(2 * m + 1, 3 * m + 1),
+        np.arange(3 * m + 1, 3 * m + 1 + m * family.rank).reshape(m, family.rank),
+    )
+    rows, cols = np.nonzero(ids)
+    src = (ids[rows, cols] - 1).astype(int)
+    return _field_of(
+        shared_field(family, m), ids.shape, rows.tobytes(), cols.tobytes(), src.tobytes()
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _field_of(vf, shape, rows_b, cols_b, src_b):
+    """One function object per library and placement (trajectory matching reuses its
+    compilation)."""
+    rows, cols, src = (np.frombuffer(b, dtype=np.int64) for b in (rows_b, cols_b, src_b))
 
     def field(x, p):
         e, c, d, U, V = p
-        rate = c + d * x + U @ (V @ x)
-        return e + (x * rate if per_capita else rate)
+        flat = jnp.concatenate([e, c, d, U.ravel()])
+        xi = jnp.zeros(shape, dtype=flat.dtype).at[rows, cols].set(flat[src])
+        return vf(x, xi, V)
 
     return field
-
-
-OWN_FITS[AbstractSharedRateFamily] = fit_structured

@@ -1,4 +1,4 @@
-"""Model selection over many runs: per-family summaries, win counts, R^2 against dimension."""
+"""Tables of many runs (dynafit._runs): per-family summaries, win counts, R^2 against dimension."""
 
 import numpy as np
 import pandas as pd

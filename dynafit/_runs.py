@@ -1,4 +1,4 @@
-"""Model selection across many runs: score distributions, win counts, R^2 against dimension.
+"""Tables of many runs: score distributions, win counts, R^2 against dimension.
 
 Both functions read the long per-run table of :func:`dynafit.fit_many` (one row per run,
 family and variant; the run's config such as ``dim`` and ``seed`` as columns; the scores
@@ -16,28 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-#: scores where larger is better; every other score is better small
-HIGHER_IS_BETTER = (
-    "deriv_r2",
-    "onestep_r2",
-    "rollout_r2",
-    "forecast_r2",
-    "forecast_skill",
-    "survivor_precision",
-    "survivor_recall",
-)
-DEFAULT_SCORES = (
-    "onestep_r2",
-    "deriv_r2",
-    "rollout_r2",
-    "forecast_r2",
-    "forecast_skill",
-    "rmse",
-    "n_terms",
-    "bic",
-    "survivor_precision",
-    "survivor_recall",
-)
+from ._score_names import RUN_SUMMARY_SCORES, Better, orientation
+
 _RUN_KEYS = ("run", "seed", "dim", "p", "embed_seed", "mlp_seed", "split_seed", "source")
 
 
@@ -80,7 +60,7 @@ def summarize_runs(
         raise ValueError("the table has none of the grouping columns (family, variant)")
     rc = _run_columns(table, run_cols)
     if scores is None:
-        scores = [s for s in DEFAULT_SCORES if s in table.columns]
+        scores = [s for s in RUN_SUMMARY_SCORES if s in table.columns]
     else:
         missing = [s for s in scores if s not in table.columns]
         if missing:
@@ -99,7 +79,7 @@ def summarize_runs(
     )
 
     # wins: per run, the rows with the best win_by value
-    sign = 1.0 if win_by in HIGHER_IS_BETTER else -1.0
+    sign = orientation(win_by, default=Better.LOWER)  # a column of the user's: smaller wins
     val = pd.to_numeric(data[win_by], errors="coerce") * sign
     val = val.where(ok & np.isfinite(val), -np.inf)
     best = val.groupby([data[c] for c in rc]).transform("max")

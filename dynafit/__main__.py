@@ -1,0 +1,8 @@
+"""``python -m dynafit ...``: the same command as ``dynafit ...``."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
