@@ -200,3 +200,33 @@ def most_readable(board: pd.DataFrame, min_r2: float = READABLE_R2) -> pd.Series
     if not len(ok):
         return None
     return ok.loc[pd.to_numeric(ok["n_terms"]).idxmin()]
+
+
+# ------------------------------------------------ issue 21: ranking with generalisation
+#: rows whose generalisation R^2 is more than this below the best row's are ranked after
+#: every row that generalises (the law, not the trajectory)
+GENERAL_SLACK = 0.05
+
+
+def rank_generalizing(
+    board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
+) -> pd.DataFrame:
+    """:func:`rank`, first splitting the rows by the generalisation check (columns
+    ``general_r2``, from ``dynafit._generalize``): rows within :data:`GENERAL_SLACK` of the
+    best ``general_r2`` (or with no check possible: NaN) are ranked among themselves by
+    the usual rule, the others (and rows not fitted or diverged) after them, ranked the
+    same way."""
+    if "general_r2" not in board or board.empty:
+        return rank(board, by, tolerance=tolerance)
+    df = board.drop(columns=["rank"], errors="ignore").reset_index(drop=True)
+    gen = pd.to_numeric(df["general_r2"], errors="coerce").astype(float).to_numpy()
+    ok = df["status"].eq("ok").to_numpy() & ~df["diverged"].fillna(False).astype(bool).to_numpy()
+    checked = ok & ~np.isnan(gen)
+    good = np.ones(len(df), dtype=bool)
+    if checked.any() and np.isfinite(gen[checked]).any():
+        best = np.max(gen[checked & np.isfinite(gen)])
+        good = ok & (np.isnan(gen) | (gen >= best - GENERAL_SLACK))
+    parts = [rank(df[good], by, tolerance=tolerance), rank(df[~good], by, tolerance=tolerance)]
+    out = pd.concat([p.drop(columns="rank") for p in parts if len(p)], ignore_index=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out

@@ -29,6 +29,7 @@ from ._parts import (
 )
 from ._parts._selection import CRITERIA as CRITERIA
 from ._parts._stages import DEFAULT_MATCHING
+from ._rational import fit_rational
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, Fitting, get_family
 
@@ -36,7 +37,14 @@ if TYPE_CHECKING:
     from pysindy.differentiation import BaseDifferentiation
 
 #: how each kind of family is fitted
-FITS = {Fitting.SPARSE: fit_sparse, Fitting.SHARED_RATE: fit_shared_rate}
+FITS = {
+    Fitting.SPARSE: fit_sparse,
+    Fitting.SHARED_RATE: fit_shared_rate,
+    Fitting.RATIONAL: fit_rational,  # issue 21
+}
+#: family names that choose a family instead of naming one (issue 21: "auto", registered
+#: by ``dynafit._compare``, which sits above fit): name -> ``choose(traj, **kw) -> Model``
+CHOOSERS: dict[str, Any] = {}
 
 
 def fit(
@@ -53,6 +61,10 @@ def fit(
     **options: Any,
 ) -> Model:
     """Fit one ODE model of ``family`` to ``traj`` (one run, or a batch pooled into one model).
+
+    ``family="auto"``: the winner of ``dynafit.compare(traj, "auto")`` (the automatic
+    library choice, generalisation check included); ``model.options["auto_choice"]``
+    records the leaderboard.
 
     The stages, each a part of :mod:`dynafit.parts` or a shorthand for one:
 
@@ -90,6 +102,18 @@ def fit(
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
+    if isinstance(family, str) and family.strip().lower() in CHOOSERS:
+        if stages is not None or threshold is not None or n_terms is not None:
+            raise ValueError(f"family={family!r} takes no stages, threshold or n_terms")
+        chooser = CHOOSERS[family.strip().lower()]
+        return chooser(
+            traj,
+            derivative=derivative,
+            optimizer=optimizer,
+            criterion=criterion,
+            matching=matching,
+            **options,
+        )
     fam = get_family(family)
     if fam.fitting is Fitting.BUDGET:  # its own least squares (issue 24)
         given = dict(optimizer=optimizer, threshold=threshold, n_terms=n_terms)

@@ -27,6 +27,9 @@ class Fitting(enum.Enum):
     SHARED_RATE = "shared_rate"
     #: least squares of the shared-budget law on the window's recent part (:mod:`dynafit._budget`)
     BUDGET = "budget"
+    #: issue 21: the denominators of a rational law first (:mod:`dynafit._rational`),
+    #: then the numerators by the sparse stages
+    RATIONAL = "rational"
 
 
 class AbstractFamily(abc.ABC):
