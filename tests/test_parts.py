@@ -156,7 +156,7 @@ def test_matching_part_on_short_data(monkeypatch):
 
     def spy(model_of, fits, traj):
         calls.append(len(fits))
-        return 0, fits[0], np.zeros(len(fits))
+        return 0, fits[0], np.zeros(len(fits)), {"rule": "spy"}
 
     monkeypatch.setattr(_sparse, "choose_refined", spy)
     short, _ = lv_traj(m=2, seed=3, runs=2, T=30)
