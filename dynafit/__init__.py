@@ -10,13 +10,14 @@ The face, organised by what users do (``__all__`` below lists it in groups):
 - what dynafit's own clients (``training/``) share with it in :mod:`dynafit.internal`
   (not a user API; not imported here).
 
-Names that DESIGN.md and earlier users had at the top (``dynafit.survivors``,
+Names that earlier versions had at the top (``dynafit.survivors``,
 ``dynafit.fittest``, ``dynafit.plot_inclusion``, ...) stay, as the same objects.
 """
 
 from . import circles as circles
 from . import parts as parts
 from . import plot as plot
+from ._cache import configure as _configure_cache  # issue 23
 from ._compare import compare as compare
 from ._fit import fit as fit
 from ._fit_many import fit_many as fit_many
@@ -89,3 +90,6 @@ __all__ = [
     "circle_quantities",
     "circle_readout",
 ]
+
+# issue 23: JAX's persistent compilation cache on by default (dynafit._cache)
+_configure_cache()

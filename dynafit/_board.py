@@ -1,7 +1,7 @@
 """Leaderboards: the table of models and scores that ``compare`` and ``fit_many`` return,
 and its ranking rule.
 
-Ranking rule (DESIGN.md, settled): best first by BIC; rows within ``tolerance`` (10) of the
+Ranking rule (docs/guide/comparing.md): best first by BIC; rows within ``tolerance`` (10) of the
 best BIC are equally good, and among them the smaller library wins (linear =
 lotka_volterra = m + 1 columns < polynomial), then fewer terms. A model with no terms
 (dx/dt = 0) whose rollout is further from the data than some model with terms ranks
@@ -96,7 +96,7 @@ def _model_row(
     equations: str | None = None,
 ) -> dict:
     """A table row for ``model``; ``equations``: its text when already rendered."""
-    row = {"family": family, "variant": variant, "status": "ok"}
+    row: dict[str, Any] = {"family": family, "variant": variant, "status": "ok"}
     row["n_library"] = library_size(model)
     row.update(_scores_row(scores))
     row["diverged"] = bool(row.get("diverged", False))
@@ -168,8 +168,8 @@ def _explains_nothing(df: pd.DataFrame, usable: pd.Series) -> np.ndarray:
         return np.zeros(len(df), dtype=bool)
     r2 = pd.to_numeric(df["rollout_r2"], errors="coerce").astype(float).to_numpy()
     terms = pd.to_numeric(df["n_terms"], errors="coerce").to_numpy()
-    usable = np.asarray(usable, dtype=bool) & np.isfinite(r2)
-    with_terms = usable & (terms > 0)
+    usable_rows = np.asarray(usable, dtype=bool) & np.isfinite(r2)
+    with_terms = usable_rows & (terms > 0)
     if not with_terms.any():
         return np.zeros(len(df), dtype=bool)
     return (terms == 0) & (np.nan_to_num(r2, nan=-np.inf) < r2[with_terms].max())
@@ -200,3 +200,33 @@ def most_readable(board: pd.DataFrame, min_r2: float = READABLE_R2) -> pd.Series
     if not len(ok):
         return None
     return ok.loc[pd.to_numeric(ok["n_terms"]).idxmin()]
+
+
+# ------------------------------------------------ issue 21: ranking with generalisation
+#: rows whose generalisation R^2 is more than this below the best row's are ranked after
+#: every row that generalises (the law, not the trajectory)
+GENERAL_SLACK = 0.05
+
+
+def rank_generalizing(
+    board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
+) -> pd.DataFrame:
+    """:func:`rank`, first splitting the rows by the generalisation check (columns
+    ``general_r2``, from ``dynafit._generalize``): rows within :data:`GENERAL_SLACK` of the
+    best ``general_r2`` (or with no check possible: NaN) are ranked among themselves by
+    the usual rule, the others (and rows not fitted or diverged) after them, ranked the
+    same way."""
+    if "general_r2" not in board or board.empty:
+        return rank(board, by, tolerance=tolerance)
+    df = board.drop(columns=["rank"], errors="ignore").reset_index(drop=True)
+    gen = pd.to_numeric(df["general_r2"], errors="coerce").astype(float).to_numpy()
+    ok = df["status"].eq("ok").to_numpy() & ~df["diverged"].fillna(False).astype(bool).to_numpy()
+    checked = ok & ~np.isnan(gen)
+    good = np.ones(len(df), dtype=bool)
+    if checked.any() and np.isfinite(gen[checked]).any():
+        best = np.max(gen[checked & np.isfinite(gen)])
+        good = ok & (np.isnan(gen) | (gen >= best - GENERAL_SLACK))
+    parts = [rank(df[good], by, tolerance=tolerance), rank(df[~good], by, tolerance=tolerance)]
+    out = pd.concat([p.drop(columns="rank") for p in parts if len(p)], ignore_index=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out

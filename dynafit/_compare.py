@@ -20,13 +20,15 @@ from ._board import (
     family_name,
     library_size,
     rank,
+    rank_generalizing,
 )
-from ._fit import fit
+from ._fit import CHOOSERS, fit
+from ._generalize import generalization
 from ._matching import refine as refine_model
 from ._postfit import fit_ensemble, fit_stable
 from ._score import pooled_information
 from ._trajectory import Trajectory
-from .families import get_family
+from .families import AbstractFamily, Polynomial, Rational, Trigonometric, get_family
 
 
 # --------------------------------------------------------------------------- fitting
@@ -126,7 +128,7 @@ def _library_size(family: Any, m: int) -> int:
 
 def compare(
     traj: Trajectory,
-    families: Sequence[Any] | str = DEFAULT_FAMILIES,
+    families: Sequence[str | AbstractFamily] | str = DEFAULT_FAMILIES,
     *,
     by: str = "bic",
     refine: bool = False,
@@ -137,6 +139,7 @@ def compare(
     ensemble: int | None = None,
     refine_options: Mapping[str, Any] | None = None,
     stable_options: Mapping[str, Any] | None = None,
+    generalize: bool | None = None,
     **fit_options: Any,
 ) -> pd.DataFrame:
     """Fit every family on the same data and return a leaderboard, best first.
@@ -164,15 +167,30 @@ def compare(
     ``fit_options`` go to ``dynafit.fit`` unchanged; with ``ensemble=N`` every family
     is fitted by ``dynafit.fit_ensemble(..., n_models=N)`` instead (coefficients with
     intervals and inclusion probabilities).
+
+    ``families="auto"``: the default set from small to large (:func:`auto_families`:
+    linear, lotka_volterra where the data are positive, polynomial of degree 2 and 3,
+    trigonometric, rational), with the generalisation check on. ``generalize`` (default:
+    on for "auto" only) adds ``general_r2`` and ``support_stability``
+    (``dynafit._generalize``: leave one run out, or on one run a late sub-window
+    integrated from its own first state) and ranks the rows that generalise (within
+    0.05 R^2 of the best) before the others, each group by the rule above.
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"compare needs a dynafit.Trajectory, got {type(traj).__name__}")
-    families, names = _family_list(families, "compare")
+    auto = isinstance(families, str) and families.strip().lower() == "auto"
+    if auto:
+        families, names = auto_families(traj)
+    else:
+        families, names = _family_list(families, "compare")
+    if generalize is None:
+        generalize = auto
+    if not isinstance(generalize, bool):
+        raise ValueError(f"generalize must be True, False or None, got {generalize!r}")
     score_kw = _score_kw(horizon, forecast)
-    if by not in (*SCORE_COLUMNS, "onestep_r2", *FORECAST_COLUMNS, "forecast_rmse"):
+    if by not in (*SCORE_COLUMNS, *FORECAST_COLUMNS):
         raise ValueError(
-            f"cannot rank by {by!r}; choose one of "
-            f"{[*SCORE_COLUMNS, 'onestep_r2', *FORECAST_COLUMNS, 'forecast_rmse']}"
+            f"cannot rank by {by!r}; choose one of {[*SCORE_COLUMNS, *FORECAST_COLUMNS]}"
         )
     if by.startswith("forecast") and not score_kw:
         raise ValueError(f"ranking by {by!r} needs horizon= or forecast=")
@@ -189,14 +207,49 @@ def compare(
             continue
         model = fit(train, family=family, **fit_options)
         rows.append(_model_row(name, "sindy", model, _pooled_score(model, traj, score_kw)))
+        if auto:  # library size as the family counts it (a rational law's denominators)
+            rows[-1]["n_library"] = _library_size(family, traj.n_vars)
+        if generalize:
+            rows[-1].update(generalization(train, family, fit, model, **fit_options))
         if refine_fn is not None:
             rows.append(_refined_row(refine_fn, train, traj, name, model, score_kw, refine_options))
     if stable:
         rows.append(_stable_row(train, traj, score_kw, stable_options))
     board = pd.DataFrame(rows)
-    board = rank(_columns(board), by, tolerance=tolerance)
+    ranker = rank_generalizing if generalize else rank
+    board = ranker(_columns(board), by, tolerance=tolerance)
     board.attrs["by"] = by
     return board
+
+
+#: the automatic choice's candidates, small to large: (label, family)
+AUTO_CANDIDATES = (
+    ("linear", "linear"),
+    ("lotka_volterra", "lotka_volterra"),
+    ("polynomial", Polynomial(2)),
+    ("polynomial3", Polynomial(3)),
+    ("trigonometric", Trigonometric()),
+    ("rational", Rational()),
+)
+#: families whose library has more columns than this are left out of the automatic choice
+AUTO_MAX_LIBRARY = 200
+
+
+def auto_families(traj: Trajectory) -> tuple[list[Any], list[str]]:
+    """The automatic choice's families for ``traj`` and their row labels: every
+    :data:`AUTO_CANDIDATES` entry whose library fits the data (at most
+    :data:`AUTO_MAX_LIBRARY` columns, and fewer than a fifth of the samples);
+    lotka_volterra is listed even on non-positive data (a "not applicable" row)."""
+    rows = traj.n_runs * traj.n_times
+    fams, names = [], []
+    for label, family in AUTO_CANDIDATES:
+        size = _library_size(family, traj.n_vars)
+        if size <= AUTO_MAX_LIBRARY and size * 5 <= rows:
+            fams.append(family)
+            names.append(label)
+    if not fams:
+        raise ValueError(f"too few samples ({rows}) for any family of the automatic choice")
+    return fams, names
 
 
 def _stable_row(
@@ -225,3 +278,34 @@ def _refined_row(
         row["n_library"] = library_size(model)
         return row
     return _model_row(name, "refined", refined, _pooled_score(refined, traj, score_kw))
+
+
+def fit_auto(traj: Trajectory, **fit_options: Any) -> Any:
+    """``dynafit.fit(traj, family="auto")``: the best row of ``compare(traj, "auto")``, its
+    leaderboard summarised in ``model.options["auto_choice"]``."""
+    board = compare(traj, "auto", **fit_options)
+    best = board.iloc[0]
+    if best["model"] is None:
+        raise ValueError(f"no family of the automatic choice applies: {best['status']}")
+    keep = [
+        c
+        for c in (
+            "family",
+            "status",
+            "n_library",
+            "n_terms",
+            "bic",
+            "rollout_r2",
+            "general_r2",
+            "support_stability",
+        )
+        if c in board
+    ]
+    summary = board[keep].to_dict(orient="records")
+    model = best["model"]
+    return model.with_coefficients(
+        model.coefficients, auto_choice={"chosen": best["family"], "board": summary}
+    )
+
+
+CHOOSERS["auto"] = fit_auto

@@ -15,9 +15,10 @@ support to roll out well: on the Hudson's Bay lynx and hare pelts (21 yearly poi
 the Lotka-Volterra candidate rolls out at R^2 about -1.9 and the held-out sweep keeps
 dx/dt = 0. Each support on the threshold path is therefore refined first
 (:func:`dynafit.refine`, trajectory matching on that support), and the supports are
-compared by the rollout of their refined coefficients: the sparsest whose refined
-rollout R^2 is within ``TRAJECTORY_SLACK`` of the best wins, and dx/dt = 0 only when no
-candidate with terms rolls out closer to the data than holding still.
+compared by AICc of their refined rollout residuals (:mod:`dynafit._choice`: the number
+of fitted coefficients against an effective sample size of the serially correlated
+residuals; dx/dt = 0 is a candidate with no parameters). What the choice rested on, the
+runner-up and its evidence ratio are recorded as ``options["choice"]``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._choice import choose
+from ._integrate import rollout
+from ._matching._initial_state import match_initial_state
 from ._matching._refine import refine
 from ._trajectory import Trajectory
 
@@ -45,8 +49,9 @@ SHORT_TIMES = 100
 #: optimiser budget of each candidate's trajectory matching (refine's steps and lr)
 REFINE_STEPS = 600
 REFINE_LR = 0.05
-#: refined rollout R^2 within this of the best counts as equally good (fewest terms wins)
-TRAJECTORY_SLACK = 0.05
+#: AICc band within which the sparsest candidate is kept (0: the least AICc wins);
+#: fitted on the tuning half (even draws) of benchmarks/regimes.py
+TIE = 0.0
 #: at most this many distinct supports are refined (spread over the path)
 MAX_CANDIDATES = 8
 
@@ -56,14 +61,19 @@ def is_short(traj: Trajectory) -> bool:
 
 
 def choose_refined(
-    model_of, fits: list[np.ndarray], traj: Trajectory
-) -> tuple[int, np.ndarray, np.ndarray]:
+    model_of, fits: list[np.ndarray], traj: Trajectory, *, initial_state: bool = True
+) -> tuple[int, np.ndarray, np.ndarray, dict]:
     """Refine every distinct support of ``fits`` (coefficient matrices, one per sweep
     point) on ``traj`` and choose among them.
 
-    ``model_of(xi)`` builds the Model of a coefficient matrix. Returns ``(pick, xi, r2)``:
-    the chosen sweep index, its refined coefficients, and every sweep point's refined
-    rollout R^2 (NaN where its support was not refined; -inf where it diverged).
+    ``model_of(xi)`` builds the Model of a coefficient matrix. Returns ``(pick, xi, r2,
+    record)``: the chosen sweep index, its refined coefficients, every sweep point's
+    refined rollout R^2 (NaN where its support was not refined; -inf where it diverged),
+    and what the choice rested on (:meth:`dynafit._choice.Choice.record`, with every
+    refined candidate's AICc). With ``initial_state``, every candidate with terms is also
+    matched with the initial states fitted (:mod:`dynafit._matching._initial_state`),
+    its m values per run counted as parameters; when such a variant wins, its fitted
+    initial states are ``record["initial_state"]``.
     """
     keys: dict[bytes, list[int]] = {}
     for j, xi in enumerate(fits):
@@ -90,19 +100,62 @@ def choose_refined(
         for k in group:
             r2[k] = value
         refined[j] = xi
-    tried = np.array(sorted(refined))
-    counts = np.array([np.count_nonzero(fits[j]) for j in tried])
-    scores = r2[tried]
-    with_terms = counts > 0
-    if with_terms.any() and (~with_terms).any():
-        # dx/dt = 0 only when nothing with terms rolls out closer to the data
-        if np.nanmax(scores[with_terms]) > np.nanmax(scores[~with_terms]):
-            scores = np.where(with_terms, scores, -np.inf)
-    best = np.max(scores)
-    ok = np.flatnonzero(scores >= best - TRAJECTORY_SLACK)
-    pick = ok[np.lexsort((-scores[ok], counts[ok]))[0]]
-    j = int(tried[pick])
-    return j, refined[j], r2
+    tried = [int(j) for j in sorted(refined)]
+    field = model_of(fits[tried[0]]).field
+    residuals = _rollout_residuals(field, [refined[j] for j in tried], traj)
+    counts = [int(np.count_nonzero(refined[j])) for j in tried]
+    xis = [refined[j] for j in tried]
+    x0s: list = [None] * len(tried)
+    labels = [f"{c} terms (sweep point {i})" for c, i in zip(counts, tried)]
+    sweep_points, fitted_x0 = list(tried), [False] * len(tried)
+    if initial_state:
+        # the same candidates with every run's initial state fitted too (its m values per
+        # run count as parameters): chosen only where they pay for themselves
+        x = np.asarray(traj.x if traj.is_batch else traj.x[None], dtype=np.float64)
+        for j, xi, c in zip(tried, list(xis), list(counts)):
+            if c == 0:
+                continue
+            xi2, x0, res = match_initial_state(field, xi, traj.t, x)
+            xis.append(xi2)
+            x0s.append(x0)
+            residuals.append(res)
+            counts.append(c + x0.size)
+            labels.append(f"{c} terms (sweep point {j}) + fitted initial state")
+            sweep_points.append(j)
+            fitted_x0.append(True)
+    choice = choose(residuals, counts, tie=TIE)
+    k = choice.pick
+    record = choice.record(labels)
+    record["candidates"] = [
+        {
+            "sweep_point": i,
+            "n_params": c,
+            "fitted_initial_state": f,
+            "aicc": _finite_or_none(a),
+            "rollout_r2": _finite_or_none(r2[i]) if not f else None,
+        }
+        for i, c, f, a in zip(sweep_points, counts, fitted_x0, choice.scores)
+    ]
+    if fitted_x0[k]:
+        record["initial_state"] = np.asarray(x0s[k]).tolist()
+    return sweep_points[k], xis[k], r2, record
+
+
+def _rollout_residuals(field, xis: list[np.ndarray], traj: Trajectory) -> list[np.ndarray | None]:
+    """Data minus rollout (R, T, m) of each coefficient matrix from every run's first
+    state, in one vmapped integration; None where the rollout failed."""
+    x = np.asarray(traj.x if traj.is_batch else traj.x[None], dtype=np.float64)
+    R = x.shape[0]
+    stack = np.repeat(np.stack(xis), R, axis=0)
+    x0 = np.tile(x[:, 0, :], (len(xis), 1))
+    ys, ok = rollout(field, stack, x0, traj.t)
+    ys = np.asarray(ys, dtype=np.float64).reshape(len(xis), R, *x.shape[1:])
+    ok = np.asarray(ok).reshape(len(xis), R).all(axis=1)
+    return [(x - y) if good and np.all(np.isfinite(y)) else None for y, good in zip(ys, ok)]
+
+
+def _finite_or_none(v) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
 
 
 def _selected_r2(model) -> float:

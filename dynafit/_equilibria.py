@@ -46,6 +46,7 @@ def fixed_points(
     prefs = list(model.family.prefactors(z))
     affine = all(sympy.Poly(e, *z).total_degree() <= 1 for e in terms)
     xi = model.coefficients
+    A, b = np.zeros((m, m)), np.zeros(m)  # Xi theta = b + A x, when theta is affine
     if affine:
         # theta(x) = c + L x  ->  Xi theta = b + A x
         lin = np.array([[float(sympy.Poly(e, *z).coeff_monomial(s)) for s in z] for e in terms])

@@ -123,7 +123,7 @@ class AbstractExecutor(abc.ABC):
         """``[fn(task) for task in tasks]`` in task order; the first error is raised."""
         tasks = list(tasks)
         results: list[Any] = [None] * len(tasks)
-        errors: dict[int, BaseException] = {}
+        errors: dict[int, BaseException | None] = {}
         for out in self.imap_unordered(fn, tasks, envs=[env] * len(tasks)):
             if out.ok:
                 results[out.index] = out.value
@@ -260,7 +260,7 @@ def _temporary_env(env: Mapping[str, str] | None) -> Iterator[None]:
         yield
         return
     saved = {k: os.environ.get(k) for k in env}
-    x64 = jax.config.jax_enable_x64
+    x64 = jax.config.read("jax_enable_x64")
     os.environ.update(env)
     if "JAX_ENABLE_X64" in env:
         jax.config.update("jax_enable_x64", _truthy(env["JAX_ENABLE_X64"]))
@@ -287,7 +287,7 @@ def require_ray(address: str | None = None) -> Any:
     if _is_local(address):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
-        import ray
+        import ray  # pyright: ignore[reportMissingImports]  (an optional extra)
     except ImportError:
         raise ImportError(RAY_MISSING) from None
     return ray

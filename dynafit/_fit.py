@@ -11,35 +11,60 @@ shared-rate families least squares and trajectory matching
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._budget import fit_budget
 from ._model import Model
 from ._parts import DEFAULT_OPTIONS as DEFAULT_OPTIONS
 from ._parts import OPTIMIZERS as OPTIMIZERS
-from ._parts import Stages, fit_shared_rate, fit_sparse, resolve_stages
+from ._parts import (
+    AbstractDerivative,
+    AbstractSelection,
+    AbstractSparseRegression,
+    Matching,
+    Stages,
+    fit_shared_rate,
+    fit_sparse,
+    resolve_stages,
+)
 from ._parts._selection import CRITERIA as CRITERIA
+from ._parts._stages import DEFAULT_MATCHING
+from ._rational import fit_rational
 from ._trajectory import Trajectory
 from .families._base import AbstractFamily, Fitting, get_family
 
+if TYPE_CHECKING:
+    from pysindy.differentiation import BaseDifferentiation
+
 #: how each kind of family is fitted
-FITS = {Fitting.SPARSE: fit_sparse, Fitting.SHARED_RATE: fit_shared_rate}
+FITS = {
+    Fitting.SPARSE: fit_sparse,
+    Fitting.SHARED_RATE: fit_shared_rate,
+    Fitting.RATIONAL: fit_rational,  # issue 21
+}
+#: family names that choose a family instead of naming one (issue 21: "auto", registered
+#: by ``dynafit._compare``, which sits above fit): name -> ``choose(traj, **kw) -> Model``
+CHOOSERS: dict[str, Any] = {}
 
 
 def fit(
     traj: Trajectory,
     family: str | AbstractFamily = "linear",
     *,
-    derivative: Any = "auto",
-    optimizer: Any = "stlsq",
+    derivative: str | AbstractDerivative | BaseDifferentiation = "auto",
+    optimizer: str | AbstractSparseRegression = "stlsq",
     threshold: float | None = None,
     n_terms: int | None = None,
-    criterion: Any = "holdout",
-    matching: Any = "default",
+    criterion: str | AbstractSelection = "holdout",
+    matching: Matching | None = DEFAULT_MATCHING,
     stages: Stages | None = None,
     **options: Any,
 ) -> Model:
     """Fit one ODE model of ``family`` to ``traj`` (one run, or a batch pooled into one model).
+
+    ``family="auto"``: the winner of ``dynafit.compare(traj, "auto")`` (the automatic
+    library choice, generalisation check included); ``model.options["auto_choice"]``
+    records the leaderboard.
 
     The stages, each a part of :mod:`dynafit.parts` or a shorthand for one:
 
@@ -63,8 +88,10 @@ def fit(
       ``n_terms=`` (``NTerms(n)``: the densest sweep point with at most n terms).
     - ``matching``: ``Matching()`` (default) or None. Term-library families on short data
       (< 100 samples per run): every support on the path is refined by trajectory
-      matching before the choice and the refined coefficients returned
-      (``options["selection"] == "refined candidates"``). Shared-rate families: the
+      matching (also with the initial states fitted) before the choice, the least AICc
+      of the matched rollout residuals wins (:mod:`dynafit._choice`), and the refined
+      coefficients are returned (``options["selection"] == "refined candidates"``;
+      ``options["choice"]``: the rule, the runner-up, its evidence ratio, whether close). Shared-rate families: the
       trajectory matching after least squares (``steps``, ``lr``, ...).
     - ``stages``: all of them at once (``dynafit.parts.Stages``), instead of the above.
     - ``**options``: the parts' parameters by their old names (``DEFAULT_OPTIONS``: order,
@@ -75,6 +102,18 @@ def fit(
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
+    if isinstance(family, str) and family.strip().lower() in CHOOSERS:
+        if stages is not None or threshold is not None or n_terms is not None:
+            raise ValueError(f"family={family!r} takes no stages, threshold or n_terms")
+        chooser = CHOOSERS[family.strip().lower()]
+        return chooser(
+            traj,
+            derivative=derivative,
+            optimizer=optimizer,
+            criterion=criterion,
+            matching=matching,
+            **options,
+        )
     fam = get_family(family)
     if fam.fitting is Fitting.BUDGET:  # its own least squares (issue 24)
         given = dict(optimizer=optimizer, threshold=threshold, n_terms=n_terms)

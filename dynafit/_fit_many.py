@@ -30,6 +30,7 @@ from ._score import score_many
 from ._survival import survival_horizon as _survival_horizon
 from ._survival import survivor_columns as _survivor_columns
 from ._trajectory import Trajectory
+from .families import AbstractFamily
 
 
 # --------------------------------------------------------------------------- fit_many
@@ -88,7 +89,7 @@ def _fit_one_run(
 
 def fit_many(
     traj: Trajectory | Sequence[Trajectory],
-    families: Sequence[Any] | str = DEFAULT_FAMILIES,
+    families: Sequence[str | AbstractFamily] | str = DEFAULT_FAMILIES,
     *,
     executor: Any = None,
     horizon: float | None = None,

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ._cache import cacheable
 from ._field import VectorField
 
 SOLVERS = ("tsit5", "kvaerno5")
@@ -77,7 +78,7 @@ def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup)
         ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
         return ys, ok, sol.result == dfx.RESULTS.max_steps_reached
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+    return cacheable(jax.jit(jax.vmap(one, in_axes=(0, 0, None))))
 
 
 def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
@@ -98,7 +99,7 @@ def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
         ys = jnp.where(jnp.isfinite(ys), ys, jnp.inf)
         return ys, ok, sol.result == dfx.RESULTS.successful
 
-    return jax.jit(run)
+    return cacheable(jax.jit(run))
 
 
 def solve_traced(

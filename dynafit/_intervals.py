@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
 
+if TYPE_CHECKING:  # for annotations only: the model layer imports this one
+    from ._model import Model
+
 UNCERTAINTY_KEYS = ("mean", "median", "std", "lower", "upper", "inclusion")
 
 
-def uncertainty(model: Any) -> dict[str, Any] | None:
+def uncertainty(model: Model) -> dict[str, Any] | None:
     """The ensemble summary of ``model`` as numpy arrays shaped like its coefficients
     (keys mean, median, std, lower, upper, inclusion; plus n_models and level), or None
     for a model that was not fitted as an ensemble."""
@@ -37,7 +40,7 @@ def uncertainty(model: Any) -> dict[str, Any] | None:
 
 
 def equations_with_intervals(
-    model: Any, digits: int = 3, *, min_inclusion: float = 0.0
+    model: Model, digits: int = 3, *, min_inclusion: float = 0.0
 ) -> list[str]:
     """The equations with each coefficient's interval and inclusion probability, e.g.
     ``dx0/dt = -0.5 [-0.52, -0.48] (p=1.00)*x0 + ...``; terms included in fewer than
@@ -78,7 +81,7 @@ def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"dynafit.{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
 
 
-def deprecated_uncertainty(model: Any) -> dict[str, Any] | None:
+def deprecated_uncertainty(model: Model) -> dict[str, Any] | None:
     """Deprecated: use ``model.uncertainty`` (the same summary: arrays shaped like the
     coefficients, keys mean, median, std, lower, upper, inclusion, n_models, level; None
     for a model not fitted as an ensemble)."""
@@ -87,7 +90,7 @@ def deprecated_uncertainty(model: Any) -> dict[str, Any] | None:
 
 
 def deprecated_equations_with_intervals(
-    model: Any, digits: int = 3, *, min_inclusion: float = 0.0
+    model: Model, digits: int = 3, *, min_inclusion: float = 0.0
 ) -> list[str]:
     """Deprecated: use ``model.equations(digits, intervals=True)`` (the same text, each
     coefficient with its interval and inclusion probability). Unlike the method, a model

@@ -36,6 +36,8 @@ from .families._base import (
     get_family,
     monomial,
 )
+from .families._tree import from_tree, to_tree
+from .families.library import Library
 
 MODEL_SCHEMA = "dynafit.model/1"
 _T = sympy.Symbol("t")
@@ -171,6 +173,8 @@ class Model:
                     )
                     parts.append(coef * terms[k])
             rhs = prefs[i] * sympy.Add(*parts) if parts else sympy.Integer(0)
+            if digits is not None and prefs[i].has(sympy.Float):
+                rhs = _rounded(rhs, digits)  # a fitted prefactor (rational denominators)
             out.append(sympy.Eq(sympy.Derivative(s, _T), rhs, evaluate=False))
         return out
 
@@ -264,8 +268,8 @@ class Model:
             "family": self.family.name,
             "family_params": params,
             "names": list(self.names),
-            "terms": [exponents(e, over) for e in self.family.terms(z)],
-            "prefactors": [exponents(e, z) for e in self.family.prefactors(z)],
+            "terms": [term_data(e, over) for e in self.family.terms(z)],
+            "prefactors": [term_data(e, z) for e in self.family.prefactors(z)],
             "coefficients": self._xi.tolist(),
             "options": self.options,
         }
@@ -310,14 +314,20 @@ class Model:
             raise ValueError(f"{source}: 'family' must be a string and 'names' a list of strings")
         m = len(names)
 
-        def exps(rows: Any, what: str, width: int = m) -> list[list[int]]:
+        def exps(rows: Any, what: str, width: int = m) -> list[Any]:
+            # each entry: a monomial's exponent list, or a term tree (families/_tree.py)
             if not isinstance(rows, list) or not all(
-                isinstance(r, list)
-                and len(r) == width
-                and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in r)
+                isinstance(r, dict)
+                or (
+                    isinstance(r, list)
+                    and len(r) == width
+                    and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in r)
+                )
                 for r in rows
             ):
-                raise ValueError(f"{source}: {what!r} must be lists of {width} non-negative ints")
+                raise ValueError(
+                    f"{source}: {what!r} must be lists of {width} non-negative ints or term trees"
+                )
             return rows
 
         shared = _shared_from_data(data.get("shared", []), m, names, source)
@@ -333,21 +343,38 @@ class Model:
             raise ValueError(f"{source}: coefficients are not a numeric matrix") from None
         z = canonical_symbols(m)
         over = (*z, *(sympy.Symbol(n) for n, _ in shared))
-        want_terms = tuple(monomial(over, e) for e in term_exp)
-        want_prefs = tuple(monomial(z, e) for e in pref_exp)
+        want_terms = tuple(
+            _term_from_data(e, over, f"{source}: terms[{k}]") for k, e in enumerate(term_exp)
+        )
+        want_prefs = tuple(
+            _term_from_data(e, z, f"{source}: prefactors[{k}]") for k, e in enumerate(pref_exp)
+        )
+        trees = any(isinstance(e, dict) for e in (*term_exp, *pref_exp))
         family: AbstractFamily | None = None
         if name in family_names():
             try:
                 candidate = type(get_family(name))(**params)
+                same = (
+                    tuple(candidate.terms(z)) == want_terms
+                    and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)]
+                    == shared
+                    and tuple(candidate.prefactors(z)) == want_prefs
+                )
             except (TypeError, ValueError):
-                candidate = None
-            if (
-                candidate is not None
-                and tuple(candidate.terms(z)) == want_terms
-                and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)] == shared
-                and tuple(candidate.prefactors(z)) == want_prefs
-            ):
+                same = False
+            if same:
                 family = candidate
+        if family is None and trees:
+            if shared:
+                raise ValueError(f"{source}: term trees with shared quantities are not supported")
+            positive = params.get("positive", False)
+            family = Library(
+                want_terms,
+                z,
+                prefactors=None if all(p == 1 for p in want_prefs) else want_prefs,
+                name=name or "library",
+                positive=positive is True,
+            )
         if family is None:
             family = MonomialFamily(name, term_exp, pref_exp, shared or None)
         sweep = None
@@ -360,6 +387,24 @@ class Model:
             return cls(family, names, xi, options, sweep)
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
+
+
+def term_data(expr: Any, symbols: Sequence[sympy.Symbol]) -> Any:
+    """A library term as JSON data: its exponent list when it is a monomial with
+    coefficient 1 (the original format), else a term tree (``families/_tree.py``)."""
+    expr = sympy.sympify(expr)
+    if expr.is_polynomial(*symbols):
+        try:
+            return exponents(expr, symbols)
+        except ValueError:
+            pass
+    return to_tree(expr, symbols)
+
+
+def _term_from_data(value: Any, symbols: Sequence[sympy.Symbol], where: str) -> Any:
+    if isinstance(value, dict):
+        return from_tree(value, symbols, where)
+    return monomial(symbols, value)
 
 
 def polynomial_terms(expr: Any, symbols: Sequence[sympy.Symbol]) -> list[list[Any]]:

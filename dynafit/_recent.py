@@ -20,6 +20,7 @@ import numpy as np
 from ._fit import fit
 from ._model import Model
 from ._trajectory import Trajectory
+from .families import AbstractFamily
 
 #: candidate starts, as fractions of the part of the window before the held-out part:
 #: the whole of it, the last half, quarter and eighth
@@ -30,7 +31,7 @@ MIN_POINTS = 10
 
 def fit_recent(
     traj: Trajectory,
-    family: Any = "linear",
+    family: str | AbstractFamily = "linear",
     *,
     starts: Sequence[float] = STARTS,
     holdout: float = 0.2,

@@ -1,6 +1,6 @@
 """Scores of a Model on a Trajectory: derivative, one-step, rollout and forecast quality.
 
-Keys (DESIGN.md, "Settled details"):
+Keys (docs/guide/fitting.md, "The model"):
 
 - ``deriv_r2``: scikit-learn ``r2_score`` (uniform average over variables) of the model's
   right-hand side against the derivative estimate used for fitting (the model's own

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats
 from sklearn.metrics import roc_auc_score
 
 from ._trajectory import Trajectory
 
+if TYPE_CHECKING:  # for annotations only: the model layer imports this one
+    from ._model import Model
 
-def survival_threshold(S: Any, s0: Any = 0.0) -> np.ndarray:
+
+def survival_threshold(S: npt.ArrayLike, s0: npt.ArrayLike = 0.0) -> np.ndarray:
     """The paper's survival threshold: twice the spectrum's mean, 2 (S_0 + 2 sum_k S_k) / p.
 
     ``S`` holds S_1..S_m along its last axis (p = 2m + 1); ``s0`` is S_0 (broadcast).
@@ -38,7 +42,7 @@ def survival_threshold(S: Any, s0: Any = 0.0) -> np.ndarray:
     return 2.0 * (np.asarray(s0, dtype=float) + 2.0 * S.sum(axis=-1)) / p
 
 
-def alive(S: Any, s0: Any = 0.0) -> np.ndarray:
+def alive(S: npt.ArrayLike, s0: npt.ArrayLike = 0.0) -> np.ndarray:
     """Which circles are alive: ``S`` (..., m) above :func:`survival_threshold` of its own
     spectrum (``s0``: S_0, broadcast over the leading axes). A boolean array of S's shape."""
     S = np.asarray(S, dtype=float)
@@ -91,8 +95,8 @@ def _check_horizon(model: Any, horizon: Any) -> float:
 
 
 def survivors(
-    model: Any,
-    x0: Any,
+    model: Model,
+    x0: npt.ArrayLike,
     horizon: float,
     threshold: float | None = None,
     *,
@@ -174,7 +178,7 @@ def actual_survivors(traj: Trajectory, *, from_data: bool = False) -> list[list[
 
 
 def survival_scores(
-    model: Any,
+    model: Model,
     traj: Trajectory,
     horizon: float,
     threshold: float | None = None,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,13 +38,16 @@ from ._fit import fit
 from ._survival import _above, _final_state, actual_survivors, precision_recall
 from ._trajectory import Trajectory
 
+if TYPE_CHECKING:  # for annotations only: the model layer imports this one
+    from ._model import Model
+
 METHODS = ("model", "alive_at_t", "top_k_at_t", "top_k_model", "growth_top_k")
 #: how the model's state at ``until`` is read: its rollout, or its stable state
 MODEL_STATES = ("auto", "rollout", "equilibrium")
 
 
 def compare_survivors(
-    model: Any,
+    model: Model,
     traj: Trajectory,
     until: float | None = None,
     *,

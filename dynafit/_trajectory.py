@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +102,7 @@ class Trajectory:
                 raise ValueError(f"variable name {n!r} is not a valid identifier")
         meta = {} if meta is None else dict(meta)
         try:
-            meta = to_jsonable(meta)
+            meta = cast("dict[str, Any]", to_jsonable(meta))
         except TypeError as err:
             raise ValueError(f"meta must be JSON-serialisable: {err}") from None
         if x.ndim == 3 and "runs" in meta:

@@ -184,8 +184,18 @@ def test_save_load_other_families(tmp_path):
         def terms(self, symbols):
             return (sympy.sin(symbols[0]),)
 
-    with pytest.raises(ValueError, match="not a monomial"):
-        dynafit.Model(Trig(), ["x"], [[1.0]]).save(tmp_path / "trig.json")
+    # issue 21: any term saves as a data tree; an unregistered family loads as a Library
+    back = dynafit.load_model(dynafit.Model(Trig(), ["x"], [[1.0]]).save(tmp_path / "trig.json"))
+    assert isinstance(back.family, dynafit.families.Library) and back.terms == [sympy.sin(x)]
+
+    class Odd(dynafit.AbstractFamily):
+        name = "odd"
+
+        def terms(self, symbols):
+            return (sympy.besselj(0, symbols[0]),)
+
+    with pytest.raises(ValueError, match="besselj is not one of"):
+        dynafit.Model(Odd(), ["x"], [[1.0]]).save(tmp_path / "odd.json")
 
 
 def test_load_rejects_foreign_and_corrupt(tmp_path, lv):

@@ -87,3 +87,52 @@ def test_refine_bad_input(data):
         dynafit.refine(model, traj.x)
     with pytest.raises(ValueError, match="NaN or inf"):  # a model cannot hold them at all
         model.with_coefficients(np.full_like(model.coefficients, np.nan))
+
+
+def test_refine_lm_as_good_as_adam_in_fewer_steps(data):
+    """Levenberg-Marquardt (optimistix) on the rollout residuals: at least adam's rollout
+    R^2 on the same support, in far fewer iterations (issue 23)."""
+    traj, model = data
+    adam = dynafit.refine(model, traj, steps=60, horizons=HORIZONS, lr=0.05)
+    lm = dynafit.refine(model, traj, steps=60, horizons=HORIZONS, optimizer="lm")
+    assert _r2(lm, traj) >= _r2(adam, traj) - 1e-3, (_r2(lm, traj), _r2(adam, traj))
+    np.testing.assert_array_equal(lm.coefficients == 0, model.coefficients == 0)
+    info = lm.options["refine"]
+    assert info["optimizer"] == "lm" and info["improved"]
+    assert info["steps_run"] <= 60
+
+
+def test_refine_lm_diverged_start_does_not_raise(data):
+    traj, model = data
+    xi = model.coefficients.copy()
+    xi[:, 1:] += 3.0 * np.eye(3)
+    bad = model.with_coefficients(xi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        refined = dynafit.refine(bad, traj, steps=30, horizons=HORIZONS, optimizer="lm")
+    assert np.all(np.isfinite(refined.coefficients))
+    assert _r2(refined, traj) >= _r2(bad, traj)
+
+
+def test_refine_fit_initial_state_recovers_a_corrupted_first_point():
+    """The first observation is off by a lot: fitting the initial state moves the rollout's
+    start back near the true one, and the record has x0, rss and n_params."""
+    traj, xi_true = _coarse_linear(noise=0.0)
+    x = traj.x.copy()
+    true_x0 = x[:, 0].copy()
+    x[:, 0] += np.array([1.5, -1.0, 0.8])
+    bad_start = dynafit.Trajectory(traj.t, x, traj.names)
+    model = dynafit.fit(traj, "linear", threshold=0.05).with_coefficients(xi_true)
+    out = dynafit.refine(
+        model, bad_start, steps=30, horizons=HORIZONS, optimizer="lm", fit_initial_state=True
+    )
+    info = out.options["refine"]
+    x0 = np.asarray(info["x0"])
+    assert x0.shape == (2, 3)
+    assert np.abs(x0 - true_x0).max() < 0.4, (x0, true_x0)  # corrupted by up to 1.5
+    assert info["n_params"] == np.count_nonzero(xi_true) + 6
+    assert info["rss"] is not None and info["rss"] >= 0
+    plain = dynafit.refine(model, bad_start, steps=30, horizons=HORIZONS, optimizer="lm")
+    assert "x0" not in plain.options["refine"]
+    with pytest.raises(ValueError, match="fit_initial_state"):
+        dynafit.refine(model, traj, fit_initial_state="yes")

@@ -14,7 +14,7 @@ the trainer's config), and each ``plot_*`` draws the matching figure:
 - a linear ODE describes the early dynamics (R^2
   against the embedding dimension)                    :func:`linear_r2`
 
-Survival follows the reference code (DESIGN.md, "The paper's quantities"): circle k is
+Survival follows the reference code (docs/guide/circles.md): circle k is
 alive at the end of training when S_k is above twice the spectrum's mean,
 ``dynafit.circles.survival_threshold`` and ``alive``; the initial gradient of circle k is
 (S_k(4) - S_k(3)) / S_k(0), read from the trajectory itself.

@@ -26,6 +26,11 @@ from .._score import r2
 from .._trajectory import Trajectory
 from ._rollout_opt import Stop, make_adjoint, make_optimizer, optimise_rollout, resolve_horizons
 
+#: ``optimizer="auto"`` uses Levenberg-Marquardt up to this many free coefficients: its
+#: Jacobian costs one forward-mode solve per coefficient per iteration, against one
+#: reverse-mode gradient per optax step, and it needs tens of iterations, not hundreds
+LM_MAX_PARAMS = 64
+
 
 def _affine_xi(params: Any, aux: Any) -> Any:
     """Xi = Xi0 + C * P: ``aux = (Xi0, C)``, C zero where a coefficient is held fixed."""
@@ -40,7 +45,7 @@ def refine(
     steps: int = 300,
     lr: float = 1e-2,
     horizons: Any = "auto",
-    optimizer: str | optax.GradientTransformation = "adam",
+    optimizer: str | optax.GradientTransformation = "auto",
     adjoint: str | diffrax.AbstractAdjoint = "recursive",
     keep_support: bool = True,
     eval_every: int = 10,
@@ -48,6 +53,7 @@ def refine(
     atol: float = 1e-7,
     max_steps: int = 4096,
     time_limit: float | None = None,
+    fit_initial_state: bool = False,
 ) -> Model:
     """A copy of ``model`` whose coefficients minimise the rollout error over ``traj``.
 
@@ -64,6 +70,18 @@ def refine(
       "backsolve", or a diffrax adjoint.
     - ``keep_support``: zeros stay zero (True) or every coefficient may move (False).
     - ``time_limit``: stop after this many seconds, keeping the best so far.
+    - ``optimizer="auto"`` (default): "lm" where at most ``LM_MAX_PARAMS`` coefficients
+      move, else "adam".
+    - ``optimizer="lm"``: optimistix's Levenberg-Marquardt on the rollout residuals (each
+      stage of the curriculum one least-squares solve of at most ``steps / stages``
+      iterations, the Jacobian by forward mode through diffrax; ``lr`` and ``adjoint``
+      do not apply): for a few to a few hundred coefficients, far fewer solves than
+      optax's steps.
+    - ``fit_initial_state``: fit every run's first state with the coefficients (the
+      rollout then starts there, not at the first observation); recorded in
+      ``options["refine"]["x0"]`` (one list per run) with ``rss`` (the rollout's sum of
+      squared residuals, first state included) and ``n_params`` (coefficients moved plus
+      initial states), for information criteria on the rollout.
 
     Returns a Model (``options["variant"] == "refined"``, details in
     ``options["refine"]``: steps run, rollout R^2 before and after, whether it stopped
@@ -78,6 +96,8 @@ def refine(
     xi0 = np.asarray(model.coefficients, dtype=np.float64)
     if not np.all(np.isfinite(xi0)):
         raise ValueError("cannot refine a model with non-finite coefficients")
+    if not isinstance(fit_initial_state, bool):
+        raise ValueError(f"fit_initial_state must be True or False, got {fit_initial_state!r}")
     if not isinstance(keep_support, bool):
         raise ValueError(f"keep_support must be True or False, got {keep_support!r}")
     if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
@@ -103,7 +123,8 @@ def refine(
     if not (isinstance(horizons, str) and horizons == "auto"):
         resolve_horizons(horizons, T)  # bad horizons fail before any integration
     make_adjoint(adjoint)
-    make_optimizer(optimizer, float(lr))
+    if not (isinstance(optimizer, str) and optimizer in ("lm", "auto")):
+        make_optimizer(optimizer, float(lr))
 
     # the model's own rollout decides the starting point's quality and the curriculum
     start_ys, _ = rollout(field, np.broadcast_to(xi0, (R, *xi0.shape)), x[:, 0], traj.t)
@@ -124,6 +145,8 @@ def refine(
         c = np.where((rms > 0) & np.isfinite(rms), scale[:, None] / (span * rms), 0.0)
     if keep_support:
         c = np.where(xi0 != 0, c, 0.0)
+    if isinstance(optimizer, str) and optimizer == "auto":
+        optimizer = "lm" if np.count_nonzero(c) <= LM_MAX_PARAMS else "adam"
 
     res = optimise_rollout(
         field,
@@ -143,8 +166,13 @@ def refine(
         max_steps=max_steps,
         scale=scale,
         time_limit=time_limit,
+        fit_x0=fit_initial_state,
     )
-    xi = xi0 + c * np.asarray(res.params, dtype=np.float64)
+    params, x0 = res.params, x[:, 0]
+    if fit_initial_state:
+        params, dz0 = params
+        x0 = x[:, 0] + np.asarray(dz0, dtype=np.float64) * scale
+    xi = xi0 + c * np.asarray(params, dtype=np.float64)
     if keep_support:
         xi = np.where(xi0 != 0, xi, 0.0)
 
@@ -152,12 +180,12 @@ def refine(
     improved = False
     new_r2 = start_r2
     if np.all(np.isfinite(xi)) and res.best_step > 0:
-        ys, _ = rollout(field, np.broadcast_to(xi, (R, *xi.shape)), x[:, 0], traj.t)
+        ys, _ = rollout(field, np.broadcast_to(xi, (R, *xi.shape)), x0, traj.t)
         cand = float(np.mean(r2(x, ys)))
         if cand > start_r2 or (not np.isfinite(start_r2) and np.isfinite(cand)):
-            improved, new_r2 = True, cand
+            improved, new_r2, end_ys = True, cand, ys
     if not improved:
-        xi = xi0
+        xi, x0, end_ys = xi0, x[:, 0], start_ys
     if res.stop is Stop.NON_FINITE:
         warnings.warn(f"refine stopped early: {res.stopped}", RuntimeWarning, stacklevel=2)
     info = {
@@ -175,7 +203,14 @@ def refine(
         "stopped": res.stopped,
         "seconds": round(res.seconds, 3),
         "t_range": [float(traj.t[0]), float(traj.t[-1])],
+        "fit_initial_state": fit_initial_state,
     }
+    if fit_initial_state:
+        with np.errstate(all="ignore"):
+            rss = float(np.sum((end_ys - x) ** 2))
+        info["x0"] = np.asarray(x0, dtype=np.float64).tolist()
+        info["rss"] = rss if np.isfinite(rss) else None
+        info["n_params"] = int(np.count_nonzero(c)) + R * m
     return model.with_coefficients(xi, variant="refined", refine=info)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -30,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optimistix as optx
 
+from .._cache import cacheable
 from .._integrate import solve_traced
 
 #: ``field(x, xi) -> dx/dt`` for a state ``x`` (m,) and coefficients ``xi``
@@ -39,6 +42,12 @@ Field = Callable[[jax.Array, Any], jax.Array]
 ToXi = Callable[[Any, Any], Any]
 
 ADJOINTS = ("recursive", "direct", "backsolve")
+#: optimisers of :func:`optimise_rollout`: optax's by name, and "lm" (optimistix's
+#: Levenberg-Marquardt on the shooting residuals, :func:`_lm_stage`)
+OPTIMIZERS = ("adam", "adabelief", "sgd", "lm")
+#: a residual whose prediction failed (diverged, non-finite) in Levenberg-Marquardt: large,
+#: finite, so that the step is rejected instead of poisoning the solve with NaN
+FAILED_RESIDUAL = 1e3
 
 
 def make_adjoint(adjoint: str | diffrax.AbstractAdjoint) -> diffrax.AbstractAdjoint:
@@ -66,12 +75,34 @@ def make_optimizer(
         return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(lr))
     if optimizer == "adabelief":
         return optax.chain(optax.clip_by_global_norm(10.0), optax.adabelief(lr))
+    if optimizer == "lm":
+        raise ValueError(
+            "optimizer 'lm' (Levenberg-Marquardt) is a least-squares solver, not an optax "
+            "transformation; optimise_rollout runs it itself"
+        )
     if optimizer == "sgd":
         return optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(lr, momentum=0.9))
     raise ValueError(
         f"unknown optimizer {optimizer!r}; choose 'adam', 'adabelief', 'sgd' or pass an "
         "optax.GradientTransformation"
     )
+
+
+@functools.cache
+def _schedulable(name: str) -> optax.GradientTransformation:
+    """The named optimiser with its learning rate held in its state (data, not a
+    constant): one object per name, hence one compiled update shared by every call and
+    learning rate."""
+    return optax.inject_hyperparams(lambda learning_rate: make_optimizer(name, learning_rate))(
+        learning_rate=1.0
+    )
+
+
+@cacheable
+@eqx.filter_jit
+def _update(params, opt_state, grads, opt):
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
 class Stop(enum.Enum):
@@ -112,6 +143,7 @@ class _Problem(eqx.Module):
     atol: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
     adjoint: diffrax.AbstractAdjoint
+    fit_x0: bool = eqx.field(static=True, default=False)
 
     def vf(self, t, z, xi):
         return self.span * self.field(z * self.scale, xi) / self.scale
@@ -129,21 +161,56 @@ class _Problem(eqx.Module):
         )
         return ys
 
-    def shooting_loss(self, params, idx, w):
-        """Weighted squared error of segments integrated from the observed state at their
-        first index. ``idx`` (S, L) holds each segment's time indices, padded by repeating
-        its last one; ``w`` (S, L) is 1 where a point counts, 0 at starts and padding."""
+    def _predict(self, params, idx):
+        """Segments integrated from their first state: ``(pred, zs, dz0)``, both (R, S, L, m).
+
+        With ``fit_x0`` the params are ``(p, dz0)``: ``dz0`` (R, m) moves every run's first
+        state (normalised units), used by the segments that start at index 0."""
+        dz0 = None
+        if self.fit_x0:
+            params, dz0 = params
         xi = self.to_xi(params, self.aux)
         ts = self.s[idx]  # (S, L)
         zs = self.z[:, idx]  # (R, S, L, m)
+        z0 = zs[:, :, 0]
+        if dz0 is not None:
+            z0 = z0 + jnp.where(idx[None, :, :1] == 0, 1.0, 0.0) * dz0[:, None, :]
 
         def one(z0, t_seg):
             return self.solve(xi, z0, t_seg, self.adjoint)
 
-        pred = jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None))(zs[:, :, 0], ts)
+        pred = jax.vmap(jax.vmap(one, in_axes=(0, 0)), in_axes=(0, None))(z0, ts)
+        return pred, zs, dz0
+
+    def _count(self, w, zs):
+        """Points a loss averages over: the weighted ones (and the fitted first states)."""
+        return (jnp.sum(w) + (1.0 if self.fit_x0 else 0.0)) * zs.shape[0] * zs.shape[-1]
+
+    def shooting_loss(self, params, idx, w):
+        """Weighted squared error of segments integrated from the observed state at their
+        first index. ``idx`` (S, L) holds each segment's time indices, padded by repeating
+        its last one; ``w`` (S, L) is 1 where a point counts, 0 at starts and padding.
+        With ``fit_x0`` the first state's own error counts as one more point."""
+        pred, zs, dz0 = self._predict(params, idx)
         err = jnp.where(w[None, :, :, None] > 0, (pred - zs) ** 2, 0.0) * self.weight
-        loss = jnp.sum(err) / (jnp.sum(w) * zs.shape[0] * zs.shape[-1])
+        total = jnp.sum(err)
+        if dz0 is not None:
+            total = total + jnp.sum(dz0**2 * self.weight)
+        loss = total / self._count(w, zs)
         return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
+
+    def residuals(self, params, args):
+        """The residual vector whose sum of squares is :meth:`shooting_loss` (the least-
+        squares form, for Levenberg-Marquardt); a failed or non-finite prediction gives
+        a large finite residual, which the trust region rejects."""
+        idx, w = args
+        pred, zs, dz0 = self._predict(params, idx)
+        norm = jnp.sqrt(self.weight / self._count(w, zs))
+        r = jnp.where(w[None, :, :, None] > 0, pred - zs, 0.0) * norm
+        if dz0 is not None:
+            r = jnp.concatenate([r.ravel(), (dz0 * norm).ravel()])
+        r = r.ravel()
+        return jnp.where(jnp.isfinite(r), r, FAILED_RESIDUAL)
 
 
 def _segment_starts(T: int, h: int) -> np.ndarray:
@@ -223,9 +290,35 @@ def _stage_steps(steps: int, n_stages: int) -> list[int]:
     return [base] * (n_stages - 1) + [base + extra]
 
 
+@cacheable
 @eqx.filter_jit
 def _value_and_grad(params, prob, idx, w):
     return eqx.filter_value_and_grad(lambda p: prob.shooting_loss(p, idx, w))(params)
+
+
+@cacheable
+@eqx.filter_jit
+def _loss(params, prob, idx, w):
+    return prob.shooting_loss(params, idx, w)
+
+
+#: Levenberg-Marquardt's convergence tolerances on the parameters (normalised units, in
+#: which 1 moves a coefficient by its typical effect over the window)
+LM_RTOL = 1e-6
+LM_ATOL = 1e-8
+
+
+@cacheable
+@eqx.filter_jit
+def _lm_stage(params, prob, idx, w, max_steps):
+    """One stage of the curriculum by optimistix's Levenberg-Marquardt: least squares on
+    the shooting residuals, the Jacobian by forward mode through diffrax. Returns the
+    parameters, the steps taken and whether the solve ended well."""
+    solver = optx.LevenbergMarquardt(rtol=LM_RTOL, atol=LM_ATOL)
+    sol = optx.least_squares(
+        prob.residuals, solver, params, args=(idx, w), max_steps=max_steps, throw=False
+    )
+    return sol.value, sol.stats["num_steps"], sol.result == optx.RESULTS.successful
 
 
 def optimise_rollout(
@@ -247,6 +340,7 @@ def optimise_rollout(
     max_steps: int = 4096,
     scale: np.ndarray | None = None,
     time_limit: float | None = None,
+    fit_x0: bool = False,
 ) -> RolloutResult:
     """Minimise the rollout error of ``dx/dt = field(x, to_xi(params, aux))`` against ``x``.
 
@@ -257,6 +351,13 @@ def optimise_rollout(
     the parameters). Returns the parameters with the smallest full-window rollout error
     seen (``params0`` included). A non-finite loss stops the optimisation (``stopped``
     says so); the best finite parameters are kept.
+
+    ``optimizer="lm"``: each stage of the curriculum is one Levenberg-Marquardt solve
+    (optimistix) of at most ``ceil(steps / stages)`` iterations, warm-started from the
+    previous stage; ``lr``, ``adjoint`` and ``eval_every`` do not apply (the Jacobian is
+    taken in forward mode). ``fit_x0``: every run's first state is fitted too; the
+    returned params are then ``(params, dz0)``, ``dz0`` (R, m) the move of the first
+    states in units of ``scale``.
     """
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
@@ -264,14 +365,17 @@ def optimise_rollout(
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if not isinstance(eval_every, int) or eval_every < 1:
         raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
+    if not isinstance(fit_x0, bool):
+        raise ValueError(f"fit_x0 must be True or False, got {fit_x0!r}")
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
         x = x[None]
     T = t.shape[0]
     hs = resolve_horizons(horizons, T)
-    adj = make_adjoint(adjoint)
-    opt = make_optimizer(optimizer, lr)
+    lm = isinstance(optimizer, str) and optimizer == "lm"
+    adj = diffrax.ForwardMode() if lm else make_adjoint(adjoint)
+    opt = None if lm else make_optimizer(optimizer, lr)
 
     span = float(t[-1] - t[0])
     if scale is None:
@@ -295,8 +399,11 @@ def optimise_rollout(
         atol=atol,
         max_steps=max_steps,
         adjoint=adj,
+        fit_x0=fit_x0,
     )
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dtype), params0)
+    if fit_x0:
+        params = (params, jnp.zeros(x.shape[::2], dtype=dtype))
 
     # One shape for every stage and for the full-window evaluation: one compilation.
     n_seg = max(len(_segment_starts(T, h)) for h in hs)
@@ -304,24 +411,17 @@ def optimise_rollout(
     layouts = {h: _segments(T, h, n_seg, length) for h in {*hs, T - 1}}
     layouts = {h: (jnp.asarray(i), jnp.asarray(w, dtype=dtype)) for h, (i, w) in layouts.items()}
 
-    value_and_grad = _value_and_grad
-
-    @eqx.filter_jit
-    def update(params, opt_state, grads):
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
     def finite(loss, grads) -> bool:
         leaves = [np.asarray(g) for g in jax.tree_util.tree_leaves(grads)]
         return bool(np.isfinite(loss)) and all(np.all(np.isfinite(g)) for g in leaves)
 
     full_idx, full_w = layouts[T - 1]
     # the loss over the full window leaves out the exact first state; R^2 counts it
-    to_r2_error = (T - 1) / T
+    # (with fit_x0 the first state's error is part of the loss already)
+    to_r2_error = 1.0 if fit_x0 else (T - 1) / T
 
     def rollout_error(params) -> float:
-        loss, _ = value_and_grad(params, prob, full_idx, full_w)
-        loss = float(loss)
+        loss = float(_loss(params, prob, full_idx, full_w))
         return loss * to_r2_error if np.isfinite(loss) else float("inf")
 
     t_start = time.perf_counter()
@@ -333,7 +433,51 @@ def optimise_rollout(
     stopped: str | None = None
     stop: Stop | None = None
     k = 0
-    opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
+    if lm:
+        per_stage = -(-steps // len(hs)) if steps else 0
+        for h in hs if per_stage else []:
+            idx, w = layouts[h]
+            new, n_run, _ = _lm_stage(params, prob, idx, w, per_stage)
+            k += int(n_run)
+            if not finite(0.0, new):
+                stop = Stop.NON_FINITE
+                stopped = f"non-finite parameters at horizon {h}; kept the best finite coefficients"
+                break
+            err = rollout_error(new)
+            history.append(
+                {
+                    "step": k,
+                    "horizon": h,
+                    "loss": float(_loss(new, prob, idx, w)),
+                    "rollout_error": err,
+                }
+            )
+            params = new
+            if err < best_error:
+                best_error, best_params, best_step = err, new, k
+            if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                stop = Stop.TIME_LIMIT
+                stopped = f"time limit of {time_limit:g} s reached at step {k}"
+                break
+        return RolloutResult(
+            params=best_params,
+            best_error=best_error,
+            start_error=start_error,
+            best_step=best_step,
+            steps_run=k,
+            stopped=stopped,
+            history=history,
+            seconds=time.perf_counter() - t_start,
+            stop=stop,
+        )
+
+    value_and_grad = _value_and_grad
+    if isinstance(optimizer, str):  # the learning rate as data: no compilation per value
+        opt = _schedulable(optimizer)
+        opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
+        opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype=dtype)
+    else:
+        opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
     for h, n in zip(hs, _stage_steps(steps, len(hs))):
         idx, w = layouts[h]
         for i in range(n):
@@ -346,7 +490,7 @@ def optimise_rollout(
                     "finite coefficients"
                 )
                 break
-            params, opt_state = update(params, opt_state, grads)
+            params, opt_state = _update(params, opt_state, grads, opt)
             k += 1
             if k % eval_every == 0 or i == n - 1:
                 err = rollout_error(params)

@@ -14,8 +14,9 @@ def _value(v: Any) -> str:
     return repr(v)
 
 
-def describe(part: Any) -> str:
+def describe(self: Any) -> str:
+    # named self: it is assigned as the parts' __repr__
     fields = ", ".join(
-        f"{f.name}={_value(getattr(part, f.name))}" for f in dataclasses.fields(part)
+        f"{f.name}={_value(getattr(self, f.name))}" for f in dataclasses.fields(self)
     )
-    return f"{type(part).__name__}({fields})"
+    return f"{type(self).__name__}({fields})"

@@ -151,7 +151,7 @@ class NTerms(AbstractSelection):
         return {"holdout": self.fraction}
 
 
-def _heldout_sweep(data: _Data, regression: AbstractSparseRegression, grid, opts) -> tuple:
+def _heldout_sweep(data: _Data, regression: AbstractSparseRegression, grid, opts) -> pd.DataFrame:
     """The candidates fitted on the training rows, their held-out errors and AIC/BIC."""
     if data.train.n_rows < data.n_lib or data.test.n_rows < 2:
         raise ValueError(
@@ -242,11 +242,11 @@ class HeldOut(AbstractSelection):
         grid = threshold_grid(data, regression.name, opts)
         sweep = _heldout_sweep(data, regression, grid, opts)
         sweep["criterion"] = sweep["heldout_error"]
-        eligible = np.ones(len(sweep), dtype=bool)
-        refits, informative = None, False
+        screen = None
         if self.check_rollout:
             refits = list(data.regress_path(data.all, grid, regression.name, opts))
-            eligible, informative = self._screen(data, refits, sweep, traj)
+            screen = self._screen(data, refits, sweep, traj)
+        eligible = np.ones(len(sweep), dtype=bool) if screen is None else screen.eligible
         idx = np.flatnonzero(eligible)
         # the weak formulation's residuals are integrals over overlapping test functions:
         # neither the derivative-error floor nor a likelihood applies, the held-out band
@@ -262,14 +262,13 @@ class HeldOut(AbstractSelection):
         sweep["selected"] = np.arange(len(sweep)) == pick
         thr = plateau_middle(sweep, pick)
         xi = data.regress(data.all, thr, regression.name, opts)
-        if refits is not None:
-            thr, xi = self._check_plateau(
-                data, traj, sweep, pick, grid, refits, eligible, xi, thr, informative
-            )
         record = {"selection_tolerance": tol, "derivative_error_floor": data.floor}
-        return Choice(xi, thr, sweep, record, refits, grid, swept=True)
+        choice = Choice(xi, thr, sweep, record, grid=grid, swept=True)
+        if screen is not None:
+            choice = _plateau_rolls_out(choice, pick, screen, data, traj)
+        return choice
 
-    def _screen(self, data: _Data, refits, sweep: pd.DataFrame, traj: Trajectory):
+    def _screen(self, data: _Data, refits: list, sweep: pd.DataFrame, traj: Trajectory) -> _Screen:
         """Which candidates may be selected, judged on each threshold's refit on all the
         data (the model returned): a model whose own rollout blows up over the data it was
         fitted on, or strays much further from them than the best candidate's, is no model
@@ -291,19 +290,37 @@ class HeldOut(AbstractSelection):
             eligible = finite & (r2 >= r2[finite].max() - float(self.rollout_slack))
         elif finite.any():
             eligible = finite
-        return eligible, informative
+        return _Screen(refits, eligible, informative)
 
-    @staticmethod
-    def _check_plateau(data, traj, sweep, pick, grid, refits, eligible, xi, thr, informative):
-        """The refit at the plateau's middle must integrate as well; else the selected
-        threshold itself (whose refit does)."""
-        screened = any(np.array_equal(xi != 0, refits[j] != 0) for j in np.flatnonzero(eligible))
-        if sweep["rollout_finite"].iloc[pick] and thr != grid[pick] and not screened:
-            finite, r2 = rollout_quality(data.field, [xi], traj)
-            close = r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3 or not informative
-            if not (finite[0] and close):
-                return float(grid[pick]), refits[pick]
-        return thr, xi
+
+@dataclasses.dataclass
+class _Screen:
+    """The rollout screen of the held-out sweep: every threshold's refit on all the data,
+    which may be selected, and whether rollouts could tell candidates apart."""
+
+    refits: list[np.ndarray]
+    eligible: np.ndarray
+    informative: bool
+
+
+def _plateau_rolls_out(
+    choice: Choice, pick: int, screen: _Screen, data: _Data, traj: Trajectory
+) -> Choice:
+    """The refit at the plateau's middle must integrate as well; else the selected
+    threshold itself (whose refit does). The screen's refits go with the choice (the
+    matching stage starts from them)."""
+    sweep, grid, refits = choice.sweep, choice.grid, screen.refits
+    assert sweep is not None and grid is not None
+    choice = dataclasses.replace(choice, refits=refits)
+    eligible = np.flatnonzero(screen.eligible)
+    screened = any(np.array_equal(choice.xi != 0, refits[j] != 0) for j in eligible)
+    if not sweep["rollout_finite"].iloc[pick] or choice.threshold == grid[pick] or screened:
+        return choice
+    finite, r2 = rollout_quality(data.field, [choice.xi], traj)
+    close = r2[0] >= sweep["rollout_r2"].iloc[pick] - 1e-3 or not screen.informative
+    if finite[0] and close:
+        return choice
+    return dataclasses.replace(choice, xi=refits[pick], threshold=float(grid[pick]))
 
 
 def selection_part(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._discovery import choose_formulation, choose_refined, is_short
+from .._field import vector_field
 from .._model import Model
 from .._regression import _Data
 from .._regression._weak import MIN_WEAK_TIMES
@@ -80,8 +81,19 @@ def _fit_formulation(
 ) -> Model:
     regression, selection = stages.regression, stages.selection
     assert isinstance(regression, AbstractSparseRegression) and selection is not None
+    zero_samples = _zero_prefactor_samples(family, traj)
+    if zero_samples:
+        warnings.warn(
+            f"family {family.name!r}: {zero_samples} samples are 0 (a species that died out); "
+            "their per-capita rate is undefined and they get weight 0 in their equation "
+            '(model.options["zero_samples"])',
+            RuntimeWarning,
+            stacklevel=4,
+        )
     data = library_rows(traj, family, derivative, regression, selection.fraction)
     record = _record(traj, stages, derivative, data)
+    if zero_samples:
+        record["zero_samples"] = zero_samples
     choice = selection.choose(data, regression, traj)
     if stages.matching is not None and isinstance(selection, HeldOut) and choice.refits is not None:
         choice = match_candidates(family, traj, record, choice)
@@ -94,6 +106,16 @@ def _fit_formulation(
         {**record, **choice.record, "threshold": choice.threshold},
         choice.sweep,
     )
+
+
+def _zero_prefactor_samples(family: AbstractFamily, traj: Trajectory) -> int:
+    """How many samples (run, time, variable) have a prefactor g_i(x) = 0 (a species at
+    0 in the Lotka-Volterra family): 0 for families with g = 1."""
+    field = vector_field(family, traj.n_vars)
+    if field.g_is_one:
+        return 0
+    x = traj.x if traj.is_batch else traj.x[None]
+    return int(np.sum(field.g_np(np.asarray(x)) == 0))
 
 
 def library_rows(
@@ -155,7 +177,7 @@ def match_candidates(
     if not is_short(traj):
         return choice
     assert choice.refits is not None and choice.grid is not None and choice.sweep is not None
-    pick, xi, choice.sweep["refined_rollout_r2"] = choose_refined(
+    pick, xi, choice.sweep["refined_rollout_r2"], info = choose_refined(
         lambda c: Model(family, traj.names, c, record), choice.refits, traj
     )
     choice.sweep["selected"] = np.arange(len(choice.sweep)) == pick
@@ -163,7 +185,7 @@ def match_candidates(
         choice,
         xi=xi,
         threshold=float(choice.grid[pick]),
-        record={**choice.record, "selection": "refined candidates"},
+        record={**choice.record, "selection": "refined candidates", "choice": info},
     )
 
 

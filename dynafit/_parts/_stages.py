@@ -56,6 +56,11 @@ SHARED_RATE_OPTIONS = (
 MATCHING_OPTIONS = ("steps", "lr", "horizons", "time_limit", "rtol", "atol", "max_steps")
 
 
+#: the default trajectory matching (``fit``'s ``matching=`` default; the keyword options
+#: of a shared-rate fit, steps=..., configure it)
+DEFAULT_MATCHING = Matching()
+
+
 class Stages(eqx.Module):
     """The parts of a fit, in order: ``derivative`` -> (the family's library) ->
     ``regression`` -> ``selection`` -> ``matching``.
@@ -115,8 +120,9 @@ def resolve_stages(
         return stages
     options = dict(options)
     if family.fitting is Fitting.SHARED_RATE:
+        # criterion is accepted and unused, as before the parts (compare passes it on)
         return _shared_rate_stages(
-            family, derivative, optimizer, threshold, n_terms, criterion, matching, options
+            family, derivative, optimizer, threshold, n_terms, matching, options
         )
     unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
     if unknown:
@@ -127,22 +133,35 @@ def resolve_stages(
     deriv = derivative_part(derivative, options.pop("order", None), options.pop("window", None))
     regression = regression_part(optimizer, options)
     selection = selection_part(criterion, threshold, n_terms, options)
+    if matching is not None and matching != DEFAULT_MATCHING:
+        # the candidates' matching on short data has its own budget (dynafit._discovery)
+        raise ValueError(
+            f"the {family.name!r} family takes matching=Matching() (on short data every "
+            f"candidate is matched) or None; its settings apply to the shared-rate families, "
+            f"got {matching!r}"
+        )
     return Stages(deriv, regression, selection, _matching_part(matching, {}))
 
 
 def _matching_part(matching: Any, options: dict[str, Any]) -> Matching | None:
+    if matching is DEFAULT_MATCHING:
+        return Matching(**options) if options else matching
     if matching is None or isinstance(matching, Matching):
         if options:
             raise ValueError(f"give {sorted(options)} in the Matching part, not beside it")
         return matching
-    if matching == "default":
-        return Matching(**options)
     raise ValueError(f"matching must be a dynafit.parts.Matching or None, got {matching!r}")
 
 
 def _shared_rate_stages(
-    family, derivative, optimizer, threshold, n_terms, criterion, matching, options
-):
+    family: AbstractFamily,
+    derivative: Any,
+    optimizer: Any,
+    threshold: float | None,
+    n_terms: int | None,
+    matching: Any,
+    options: dict[str, Any],
+) -> Stages:
     if optimizer != "stlsq" or threshold is not None or n_terms is not None:
         raise ValueError(
             f"the {family.name!r} family is fitted by least squares and trajectory "

@@ -39,7 +39,9 @@ class _Rows:
     ):
         self.theta, self.g, self.dxdt, self.blocks = theta, g, dxdt, blocks
         self.features = features
-        self.y = dxdt / g
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # per-capita targets; 0 where g_i(x) = 0 (those rows have weight 0)
+            self.y = np.where(g != 0, dxdt / np.where(g != 0, g, 1.0), 0.0)
         self.n_rows = theta.shape[0]
 
     def column(self, i: int) -> np.ndarray:
@@ -86,9 +88,16 @@ class _Data:
         theta = field.theta_np(x)
         g = field.g_np(x)
         if np.any(g == 0):
-            raise ValueError(
-                f"family {fam.name!r}: a prefactor g_i(x) is zero somewhere in the data"
-            )
+            if field.g_is_one or opts["weighting"] == "per_capita":
+                raise ValueError(
+                    f"family {fam.name!r}: a prefactor g_i(x) is zero in {int(np.sum(g == 0))} "
+                    "samples, where the per-capita rate (dx_i/dt) / g_i(x) is undefined; "
+                    "use weighting='derivative' (those rows then get weight 0)"
+                )
+            # rows where g_i(x) = 0 (a species at 0): equation i's columns g_i theta vanish
+            # there, and a zero target gives them weight 0 (the derivative estimate next to
+            # an extinction is a difference across it, not a rate of the law)
+            dxdt = np.where(g == 0, 0.0, dxdt)
         keep = np.arange(T - 1) if derivative == "forward" else np.arange(T)
         n = keep.size
         n_lib = field.n_terms
@@ -249,7 +258,10 @@ class _Data:
         finite = bool(np.all(np.isfinite(X)) and np.all(np.isfinite(Y)))
         if optimizer == "stlsq" and finite:
             if X.shape[0] > 2 * X.shape[1]:
-                X, Y = self._reduced(X, Y, key)
+                # one BLAS thread below ONE_THREAD_SIZE, as for the solves: on 2 busy
+                # cores a multi-threaded QR of 1001 x 465 took 17 s against 0.4 s
+                with threadpools().limit(limits=1 if X.size < ONE_THREAD_SIZE else None):
+                    X, Y = self._reduced(X, Y, key)
             memo = None if key is None else self._solves.setdefault((key, alpha), {})
             with threadpools().limit(limits=1 if X.size < ONE_THREAD_SIZE else None):
                 coef = stlsq_path(X, Y, thresholds, alpha, int(opts["max_iter"]), memo)

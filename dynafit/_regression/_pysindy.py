@@ -4,6 +4,7 @@ STLSQ on data that are not finite), its expected warnings silenced and nothing e
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pysindy as ps
@@ -18,7 +19,7 @@ def pysindy_fit(X: np.ndarray, Y: np.ndarray, threshold: float, optimizer: str, 
     """One fit by a pysindy optimiser (SR3, the ensemble, or STLSQ on data that are
     not finite); coefficients (k, n)."""
     alpha = opts["alpha"] * X.shape[0]
-    stlsq = dict(threshold=threshold, alpha=alpha, max_iter=opts["max_iter"])
+    stlsq: dict[str, Any] = dict(threshold=threshold, alpha=alpha, max_iter=opts["max_iter"])
     if optimizer == "sr3":
         nu = opts["nu"]
         opt = ps.SR3(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ from matplotlib.figure import Figure
 
 from .._survival import recorded_survivors
 from .._trajectory import Trajectory
+
+if TYPE_CHECKING:  # for annotations only
+    from .._model import Model
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -44,7 +47,7 @@ def _models_from(models: Any) -> dict[str, Any]:
 
 def plot_rollouts(
     traj: Trajectory,
-    models: Any,
+    models: Mapping[str, Model] | pd.DataFrame | Model,
     *,
     run: int = 0,
     variables: Sequence[str] | None = None,
@@ -139,7 +142,7 @@ def shown_variables(run: Trajectory, max_variables: int = 12) -> tuple[list[str]
 
 
 def plot_coefficients(
-    model: Any, *, title: str | None = None, annotate: bool | None = None
+    model: Model, *, title: str | None = None, annotate: bool | None = None
 ) -> Figure:
     """The coefficient matrix as a heatmap: library terms (rows) x variables (columns).
 
@@ -196,7 +199,7 @@ def _sweep_columns(sweep: pd.DataFrame) -> tuple[str, str]:
     return terms, error
 
 
-def plot_sweep(model: Any, *, title: str | None = None) -> Figure:
+def plot_sweep(model: Model, *, title: str | None = None) -> Figure:
     """The threshold sweep behind a fit: number of terms against held-out error, the
     Pareto front highlighted and the chosen model marked."""
     sweep = getattr(model, "sweep", None)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .._board import READABLE_R2, most_readable
 from .._compare import compare
 from .._derivatives import DERIVATIVES, check_method
@@ -45,7 +47,9 @@ EPILOG = """\
 examples:
   dynafit fit runs.npz --families linear,lotka_volterra --window 0:1000
   dynafit fit sweep_dir/ --backend ray --out sweep_fit
-  dynafit fit runs.npz --run 3 --window 0:1000 --horizon 1000 --derivative forward"""
+  dynafit fit runs.npz --run 3 --window 0:1000 --horizon 1000 --derivative forward
+  dynafit fit data.csv --time t --families auto
+  dynafit fit run1.csv run2.csv --time day --vars prey,predator"""
 
 #: the defaults of :func:`dynafit.fit`, read from its signature so that the help says
 #: what a fit without the flag really does
@@ -63,11 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", help="a trajectory .npz, or a folder of them (one batch)")
+    p.add_argument(
+        "input",
+        nargs="+",
+        help="a trajectory .npz, or a folder of them (one batch); or tables of "
+        "measurements: .csv (or .parquet, with pyarrow) files, several files being runs "
+        "that share their times",
+    )
     p.add_argument(
         "--families",
         default="linear,lotka_volterra,polynomial",
-        help="comma-separated families (default: %(default)s)",
+        help="comma-separated families, or 'auto' (the automatic library choice: linear, "
+        "lotka_volterra, polynomial of degree 2 and 3, trigonometric, rational, with the "
+        "generalisation check) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--time",
+        default=None,
+        metavar="COLUMN",
+        help="the time column of a .csv/.parquet input (default: t); every other numeric "
+        "column is a variable unless --vars picks some",
     )
     p.add_argument(
         "--window",
@@ -157,7 +176,9 @@ def parse_window(text: str | None) -> tuple[float | None, float | None]:
     return t0, t1
 
 
-def _families(text: str) -> list[str]:
+def _families(text: str) -> list[str] | str:
+    if text.strip().lower() == "auto":
+        return "auto"
     names = [f.strip() for f in text.split(",") if f.strip()]
     if not names:
         raise UsageError("--families is empty")
@@ -237,8 +258,11 @@ def _config(args: argparse.Namespace, source: Path) -> dict[str, Any]:
         "no_per_run",
         "no_figures",
     )
-    out = {"input": str(source.resolve())}
+    inputs = [str(Path(p).resolve()) for p in args.input]
+    out: dict[str, Any] = {"input": inputs[0] if len(inputs) == 1 else inputs}
     out.update({k: getattr(args, k) for k in keys})
+    if args.time is not None:
+        out["time"] = args.time
     return out
 
 
@@ -322,10 +346,99 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+#: file suffixes read as tables of measurements (columns: time and variables)
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def read_table(path: Path, time: str | None, names: list[str] | None) -> Trajectory:
+    """One run from a .csv (pandas) or .parquet (pandas + pyarrow) file: the ``time``
+    column (default "t") against every other numeric column, or the ``names`` columns.
+    Problems are a ``ValueError`` naming the file and the column."""
+    try:
+        if path.suffix.lower() == ".csv":
+            df = pd.read_csv(path)
+        else:
+            df = pd.read_parquet(path)
+    except ImportError as err:
+        raise UsageError(
+            f"{path}: reading Parquet needs pyarrow ({err}); or save it as .csv"
+        ) from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise ValueError(f"{path}: not a readable table ({err})") from None
+    time = "t" if time is None else time
+    if time not in df.columns:
+        raise ValueError(
+            f"{path}: no time column {time!r} (columns: {list(df.columns)}); name it with --time"
+        )
+    if names is None:
+        names = [c for c in df.columns if c != time and pd.api.types.is_numeric_dtype(df[c])]
+        if not names:
+            raise ValueError(f"{path}: no numeric column besides the time column {time!r}")
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: unknown variables {missing} (columns: {list(df.columns)})")
+    bad = [c for c in [time, *names] if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise ValueError(f"{path}: column(s) {bad} are not numeric")
+    ident = [str(c) if str(c).isidentifier() else _identifier(str(c)) for c in names]
+    df = df.sort_values(time, kind="stable")
+    meta = {"source": str(path), **({"columns": list(map(str, names))} if ident != names else {})}
+    return Trajectory(df[time].to_numpy(float), df[names].to_numpy(float), ident, meta)
+
+
+def _identifier(name: str) -> str:
+    """A column name as a variable name: other characters become '_'."""
+    out = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name.strip())
+    return out if out.isidentifier() else f"v_{out}"
+
+
+def _load_inputs(args: argparse.Namespace) -> tuple[Trajectory, list[str] | None, bool]:
+    """The data of the command's inputs as one trajectory (a batch for several runs), the
+    file each run came from (None for one file), and whether they were tables (whose
+    ``--vars`` are picked on reading)."""
+    sources = [Path(p) for p in args.input]
+    for src in sources:
+        if not src.exists():
+            raise UsageError(f"{src}: no such file or folder")
+    tables = [s.suffix.lower() in TABLE_SUFFIXES for s in sources]
+    if any(tables) and not all(tables):
+        raise UsageError("give .npz trajectories or tables (.csv, .parquet), not both")
+    if all(tables):
+        names = None
+        if args.vars:
+            names = [v.strip() for v in args.vars.split(",") if v.strip()]
+        runs = [read_table(s, args.time, names) for s in sources]
+        try:
+            full = runs[0] if len(runs) == 1 else Trajectory.stack(runs)
+        except ValueError as err:
+            raise ValueError(
+                f"the tables cannot form one batch ({err}); every file must have the same "
+                "times and columns"
+            ) from None
+        return full, ([s.name for s in sources] if len(runs) > 1 else None), True
+    if args.time is not None:
+        raise UsageError("--time applies to .csv/.parquet inputs only")
+    if len(sources) > 1:
+        raise UsageError("give one .npz file or one folder (several .csv files are runs)")
+    source = sources[0]
+    files = load_runs(source)
+    try:
+        full = files[0] if len(files) == 1 else Trajectory.stack(files)
+    except ValueError as err:
+        raise ValueError(
+            f"{source}: its files cannot form one batch ({err}); fit them one by one"
+        ) from None
+    file_of_run = None
+    if source.is_dir():
+        file_of_run = [p.name for p, tr in zip(_npz_files(source), files) for _ in range(tr.n_runs)]
+    return full, file_of_run, False
+
+
 def _run(args: argparse.Namespace) -> int:
-    source = Path(args.input)
-    if not source.exists():
-        raise UsageError(f"{source}: no such file or folder")
+    source = Path(args.input[0])
+    for src in args.input:
+        if not Path(src).exists():
+            raise UsageError(f"{src}: no such file or folder")
     families = _families(args.families)
     t0, t1 = parse_window(args.window)
     if args.horizon is not None and not args.horizon > 0:
@@ -339,21 +452,12 @@ def _run(args: argparse.Namespace) -> int:
 
     check_out_dir(out, config, args.overwrite)  # refuse early, before any fitting
 
-    files = load_runs(source)
-    try:
-        full = files[0] if len(files) == 1 else Trajectory.stack(files)
-    except ValueError as err:
-        raise ValueError(
-            f"{source}: its files cannot form one batch ({err}); fit them one by one"
-        ) from None
-    file_of_run = None
-    if source.is_dir():
-        file_of_run = [p.name for p, tr in zip(_npz_files(source), files) for _ in range(tr.n_runs)]
+    full, file_of_run, tables = _load_inputs(args)
     if args.run is not None:
         if args.run >= full.n_runs:
             raise UsageError(f"--run {args.run}: {source} holds {full.n_runs} run(s)")
         full = full.run(args.run)
-    if args.vars:
+    if args.vars and not tables:
         full = full.select([v.strip() for v in args.vars.split(",") if v.strip()])
     traj = full.window(t0, t1) if (t0 is not None or t1 is not None) else full
     forecast, horizon, note = None, None, ""
@@ -372,7 +476,8 @@ def _run(args: argparse.Namespace) -> int:
     what = f"{traj.n_runs} runs x " if traj.is_batch else ""
     print(
         f"dynafit fit: {source}: {what}{traj.n_times} times in [{traj.t[0]:g}, {traj.t[-1]:g}], "
-        f"{traj.n_vars} variables; families {', '.join(families)}{note}"
+        f"{traj.n_vars} variables; families "
+        f"{families if isinstance(families, str) else ', '.join(families)}{note}"
     )
     start = time.perf_counter()
     board = compare(
@@ -386,7 +491,9 @@ def _run(args: argparse.Namespace) -> int:
         **options,
     )
     runs_table = None
-    if traj.is_batch and not args.no_per_run:
+    if traj.is_batch and not args.no_per_run and families == "auto":
+        print("(per-run fits skipped with --families auto: the pooled choice is reported)")
+    elif traj.is_batch and not args.no_per_run:
         executor = _executor(args)
         try:
             runs_table = fit_many(

@@ -14,3 +14,10 @@ from .low_rank_linear import LowRankLinear as LowRankLinear
 from .low_rank_lv import LowRankLV as LowRankLV
 from .mean_field_lv import MeanFieldLV as MeanFieldLV
 from .polynomial import Polynomial as Polynomial
+
+# isort: split
+# ---- issue 21: laws beyond polynomials (trigonometric, exponential, rational, user libraries)
+from .exponential import Exponential as Exponential
+from .library import Library as Library
+from .rational import Rational as Rational
+from .trigonometric import Trigonometric as Trigonometric

@@ -27,6 +27,9 @@ class Fitting(enum.Enum):
     SHARED_RATE = "shared_rate"
     #: least squares of the shared-budget law on the window's recent part (:mod:`dynafit._budget`)
     BUDGET = "budget"
+    #: issue 21: the denominators of a rational law first (:mod:`dynafit._rational`),
+    #: then the numerators by the sparse stages
+    RATIONAL = "rational"
 
 
 class AbstractFamily(abc.ABC):
@@ -176,7 +179,40 @@ def check_positive(family: str, x: np.ndarray, names: Sequence[str]) -> None:
         which = [names[i] for i in bad]
         raise ValueError(
             f"{family} needs strictly positive values; variable(s) {which} reach "
-            f"{flat[:, bad].min():g} (first: {names[bad[0]]!r}). Use another family or "
+            f"{flat[:, bad].min():g} (first: {names[int(bad[0])]!r}). Use another family or "
+            "shift/select the data."
+        )
+
+
+def check_extinction(family: str, x: np.ndarray, names: Sequence[str]) -> None:
+    """``ValueError`` naming the variables of ``x`` ((T, m) or (R, T, m)) that are
+    negative, or that return from 0 (an invariant state of a law whose prefactor is
+    g_i(x) = x_i), or that are 0 throughout. Zeros at the end of a series (a species
+    that died out) are accepted: their rows carry no information on the per-capita rate
+    and get weight 0 in the fit."""
+    arr = np.asarray(x)
+    runs = arr.reshape(-1, *arr.shape[-2:]) if arr.ndim >= 2 else arr[None, :, None]
+    m = runs.shape[-1]
+    neg = np.flatnonzero((runs < 0).any(axis=(0, 1)))
+    if neg.size:
+        which = [names[i] for i in neg]
+        raise ValueError(
+            f"{family} needs positive values (or zeros at the end of a series); variable(s) "
+            f"{which} reach {runs[..., neg].min():g} (first: {names[neg[0]]!r}). Use another "
+            "family or shift/select the data."
+        )
+    zero = runs == 0
+    # a zero followed by a positive value later in the same run
+    later_positive = np.flip(np.logical_or.accumulate(np.flip(runs > 0, axis=1), axis=1), axis=1)
+    back = np.zeros_like(zero)
+    back[:, :-1] = zero[:, :-1] & later_positive[:, 1:]
+    bad = [i for i in range(m) if back[..., i].any() or zero[..., i].all()]
+    if bad:
+        which = [names[i] for i in bad]
+        raise ValueError(
+            f"{family} needs positive values; variable(s) {which} are 0 and then positive "
+            "again, or 0 throughout (0 is an invariant state of the law: a series may reach "
+            f"0 at its end, never leave it) (first: {names[bad[0]]!r}). Use another family or "
             "shift/select the data."
         )
 

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 import numpy as np
 import sympy
 
-from ._base import AbstractFamily, check_positive, register
+from ._base import AbstractFamily, check_extinction, register
 
 
 @register
 class LotkaVolterra(AbstractFamily):
-    """theta(x) = (1, x_1, ..., x_m), g_i = x_i; needs strictly positive data."""
+    """theta(x) = (1, x_1, ..., x_m), g_i = x_i; needs positive data, or zeros at the end
+    of a series (extinction: the rows where a per-capita rate is undefined get weight 0)."""
 
     name = "lotka_volterra"
 
@@ -26,4 +27,4 @@ class LotkaVolterra(AbstractFamily):
         return tuple(symbols)
 
     def validate(self, x: np.ndarray, names: Sequence[str]) -> None:
-        check_positive("lotka_volterra", x, names)
+        check_extinction("lotka_volterra", x, names)
