@@ -119,7 +119,7 @@ def fit(
         given = dict(optimizer=optimizer, threshold=threshold, n_terms=n_terms)
         given.update(criterion=criterion, matching=matching, stages=stages)
         default = dict(optimizer="stlsq", threshold=None, n_terms=None, criterion="holdout")
-        default.update(matching="default", stages=None)
+        default.update(matching=DEFAULT_MATCHING, stages=None)
         extra = sorted(k for k in given if given[k] != default[k])
         if extra:
             raise ValueError(
