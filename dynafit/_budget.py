@@ -129,12 +129,22 @@ def _least_squares(x, d, g: float, x_end, nfev: int) -> tuple[np.ndarray, float,
         share = xg * w
         return ((budget * share / share.sum(axis=1, keepdims=True) - decay * x - d) / scale).ravel()
 
+    eye = np.eye(m)
+
+    def jacobian(p):  # the shares are a softmax in log w: d s_ni / d lw_k = s_ni (1_ik - s_nk)
+        w, budget, decay = unpack(p)
+        share = xg * w
+        share = share / share.sum(axis=1, keepdims=True)  # (N, m)
+        jw = budget * share[:, :, None] * (eye[None] - share[:, None, :])  # (N, m, m)
+        out = np.concatenate([jw, (budget * share)[:, :, None], (-decay * x)[:, :, None]], axis=2)
+        return out.reshape(N * m, m + 2) / scale
+
     p0 = np.concatenate(
         [np.log(e0 / np.maximum(x_end, 1e-300) ** g), [math.log(e0.sum())], [math.log(lam0)]]
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = scipy.optimize.least_squares(residual, p0, method="trf", max_nfev=nfev)
+        fit = scipy.optimize.least_squares(residual, p0, jac=jacobian, method="trf", max_nfev=nfev)
     p = fit.x if np.all(np.isfinite(fit.x)) and fit.cost <= 0.5 * np.sum(residual(p0) ** 2) else p0
     w, budget, decay = unpack(p)
     w = w / w.mean()
