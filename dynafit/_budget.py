@@ -144,7 +144,13 @@ def _least_squares(x, d, g: float, x_end, nfev: int) -> tuple[np.ndarray, float,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = scipy.optimize.least_squares(residual, p0, jac=jacobian, method="trf", max_nfev=nfev)
+        fit = scipy.optimize.least_squares(
+            residual,
+            p0,
+            jac=jacobian,  # pyright: ignore[reportArgumentType]  (scipy's stubs: str only)
+            method="trf",
+            max_nfev=nfev,
+        )
     p = fit.x if np.all(np.isfinite(fit.x)) and fit.cost <= 0.5 * np.sum(residual(p0) ** 2) else p0
     w, budget, decay = unpack(p)
     w = w / w.mean()

@@ -116,10 +116,10 @@ def fit(
         )
     fam = get_family(family)
     if fam.fitting is Fitting.BUDGET:  # its own least squares (issue 24)
-        given = dict(optimizer=optimizer, threshold=threshold, n_terms=n_terms)
-        given.update(criterion=criterion, matching=matching, stages=stages)
-        default = dict(optimizer="stlsq", threshold=None, n_terms=None, criterion="holdout")
-        default.update(matching=DEFAULT_MATCHING, stages=None)
+        given: dict[str, object] = dict(optimizer=optimizer, threshold=threshold)
+        given.update(n_terms=n_terms, criterion=criterion, matching=matching, stages=stages)
+        default: dict[str, object] = dict(optimizer="stlsq", threshold=None, n_terms=None)
+        default.update(criterion="holdout", matching=DEFAULT_MATCHING, stages=None)
         extra = sorted(k for k in given if given[k] != default[k])
         if extra:
             raise ValueError(
