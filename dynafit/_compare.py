@@ -22,7 +22,7 @@ from ._board import (
     rank,
     rank_generalizing,
 )
-from ._fit import CHOOSERS, fit
+from ._fit_family import fit_family as fit
 from ._generalize import generalization
 from ._matching import refine as refine_model
 from ._postfit import fit_ensemble, fit_stable
@@ -306,6 +306,3 @@ def fit_auto(traj: Trajectory, **fit_options: Any) -> Any:
     return model.with_coefficients(
         model.coefficients, auto_choice={"chosen": best["family"], "board": summary}
     )
-
-
-CHOOSERS["auto"] = fit_auto

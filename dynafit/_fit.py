@@ -2,49 +2,35 @@
 
     derivative -> library (the family) -> regression -> selection -> matching -> Model
 
-Each stage is a frozen part of :mod:`dynafit.parts` (``Stages`` bundles them); the
-strings and keyword options of ``fit`` are shorthands for the default parts. The
-term-library families run the sparse stages (:mod:`dynafit._parts._sparse`); the
-shared-rate families least squares and trajectory matching
-(:mod:`dynafit._parts._shared_rate`), as their ``fitting`` attribute says.
+A named family runs its stages (:mod:`dynafit._fit_family`); ``family="auto"`` is the
+automatic library choice (``dynafit._compare.fit_auto``: the winner of ``compare(traj,
+"auto")``), which sits above the one-family fit, so this module is the top of the two
+and nothing is registered at import.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._budget import fit_budget
+from ._compare import fit_auto
+from ._fit_family import CRITERIA as CRITERIA
+from ._fit_family import DEFAULT_OPTIONS as DEFAULT_OPTIONS
+from ._fit_family import OPTIMIZERS as OPTIMIZERS
+from ._fit_family import fit_family
 from ._model import Model
-from ._parts import DEFAULT_OPTIONS as DEFAULT_OPTIONS
-from ._parts import OPTIMIZERS as OPTIMIZERS
 from ._parts import (
     AbstractDerivative,
     AbstractSelection,
     AbstractSparseRegression,
     Matching,
     Stages,
-    fit_shared_rate,
-    fit_sparse,
-    resolve_stages,
 )
-from ._parts._selection import CRITERIA as CRITERIA
 from ._parts._stages import DEFAULT_MATCHING
-from ._rational import fit_rational
 from ._trajectory import Trajectory
-from .families._base import AbstractFamily, Fitting, get_family
+from .families._base import AbstractFamily
 
 if TYPE_CHECKING:
     from pysindy.differentiation import BaseDifferentiation
-
-#: how each kind of family is fitted
-FITS = {
-    Fitting.SPARSE: fit_sparse,
-    Fitting.SHARED_RATE: fit_shared_rate,
-    Fitting.RATIONAL: fit_rational,  # issue 21
-}
-#: family names that choose a family instead of naming one (issue 21: "auto", registered
-#: by ``dynafit._compare``, which sits above fit): name -> ``choose(traj, **kw) -> Model``
-CHOOSERS: dict[str, Any] = {}
 
 
 def fit(
@@ -102,11 +88,10 @@ def fit(
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
-    if isinstance(family, str) and family.strip().lower() in CHOOSERS:
+    if isinstance(family, str) and family.strip().lower() == "auto":
         if stages is not None or threshold is not None or n_terms is not None:
             raise ValueError(f"family={family!r} takes no stages, threshold or n_terms")
-        chooser = CHOOSERS[family.strip().lower()]
-        return chooser(
+        return fit_auto(
             traj,
             derivative=derivative,
             optimizer=optimizer,
@@ -114,19 +99,15 @@ def fit(
             matching=matching,
             **options,
         )
-    fam = get_family(family)
-    if fam.fitting is Fitting.BUDGET:  # its own least squares (issue 24)
-        given: dict[str, object] = dict(optimizer=optimizer, threshold=threshold)
-        given.update(n_terms=n_terms, criterion=criterion, matching=matching, stages=stages)
-        default: dict[str, object] = dict(optimizer="stlsq", threshold=None, n_terms=None)
-        default.update(criterion="holdout", matching=DEFAULT_MATCHING, stages=None)
-        extra = sorted(k for k in given if given[k] != default[k])
-        if extra:
-            raise ValueError(
-                f"the {fam.name!r} family is fitted by least squares; {extra} do not apply"
-            )
-        return fit_budget(traj, fam, derivative, **options)
-    parts = resolve_stages(
-        fam, stages, derivative, optimizer, threshold, n_terms, criterion, matching, options
+    return fit_family(
+        traj,
+        family,
+        derivative=derivative,
+        optimizer=optimizer,
+        threshold=threshold,
+        n_terms=n_terms,
+        criterion=criterion,
+        matching=matching,
+        stages=stages,
+        **options,
     )
-    return FITS[fam.fitting](traj, fam, parts)

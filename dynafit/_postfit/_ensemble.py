@@ -23,7 +23,8 @@ import pandas as pd
 import sympy
 
 from .._derivatives import recorded_method
-from .._fit import DEFAULT_OPTIONS, fit
+from .._fit_family import DEFAULT_OPTIONS
+from .._fit_family import fit_family as fit
 from .._intervals import UNCERTAINTY_KEYS, uncertainty
 from .._model import Model
 from .._regression import _Data, _Rows, select
