@@ -303,8 +303,11 @@ def test_early_window_table(competition):
     surv, fc = dynafit.early_window_table(
         competition, (10,), cands, forecast_window=10.0, horizons=(20,)
     )
-    assert set(surv["candidate"]) == {"mf", "lsq", "mf recent", "alive at W", "top-k at W (told k)"}
-    assert len(surv) == 5
+    baselines = {"alive at W", "top-k at W (told k)", "growth top-k at W (told k)"}
+    assert set(surv["candidate"]) == {"mf", "lsq", "mf recent"} | baselines
+    assert len(surv) == 6
+    # every row says how many circles it predicted against how many survived
+    assert (surv["count_error"] == surv["n_predicted"] - surv["n_actual"]).all()
     recent = fc[fc["candidate"] == "mf recent"]
     assert len(recent) == 1 and float(recent["skill"].iloc[0]) > 0.9
     mf = surv[surv["candidate"] == "mf"].set_index("window")
