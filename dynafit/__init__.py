@@ -81,7 +81,7 @@ __all__ = [
     "survivors",
     "plot_inclusion",
     "plot_r2_vs_dim",
-    # ------------- deprecated: Model.uncertainty and Model.equations(intervals=True)
+    # ------------- deprecated: Model.uncertainty and Model.equations_with_intervals
     "equations_with_intervals",
     "uncertainty",
     "__version__",

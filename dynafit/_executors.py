@@ -23,8 +23,8 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import jax
 
@@ -66,6 +66,14 @@ def one_thread_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env["XLA_FLAGS"] = f"{env['XLA_FLAGS']} {inherited}"
     env.update(extra or {})
     return env
+
+
+class Mapper(Protocol):
+    """Anything with ``map(fn, items)`` that returns ``fn(item)`` for each item in order:
+    an :class:`AbstractExecutor`, a ``concurrent.futures`` executor, a ``multiprocessing``
+    pool. ``dynafit.fit_many(executor=...)`` takes one."""
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any], /) -> Iterable[Any]: ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ from ._compare import (
     _score_kw,
     split_horizon,
 )
+from ._executors import Mapper
 from ._score import score_many
 from ._survival import survival_horizon as _survival_horizon
 from ._survival import survivor_columns as _survivor_columns
@@ -34,7 +35,7 @@ from .families import AbstractFamily
 
 
 # --------------------------------------------------------------------------- fit_many
-def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+def _map(executor: Mapper | None, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     if executor is None:
         return [fn(item) for item in items]
     if callable(getattr(executor, "map", None)):
@@ -91,7 +92,7 @@ def fit_many(
     traj: Trajectory | Sequence[Trajectory],
     families: Sequence[str | AbstractFamily] | str = DEFAULT_FAMILIES,
     *,
-    executor: Any = None,
+    executor: Mapper | None = None,
     horizon: float | None = None,
     forecast: Trajectory | None = None,
     survival_horizon: float | None = None,
@@ -110,8 +111,9 @@ def fit_many(
     ``survival_horizon`` time units from the window's first state; default: to the end
     of training, the config's ``steps``). Rows are in run order, then family order.
 
-    The sparse regressions run through ``executor.map(fn, items)`` (for example
-    ``dynafit._executors.make_executor("ray")``; None: a loop in this process). The
+    The sparse regressions run through ``executor.map(fn, items)`` (a ``Mapper``: for
+    example ``dynafit.internal.make_executor("ray")`` or a ``concurrent.futures``
+    executor; None: a loop in this process). The
     scoring is batched: one vmapped rollout per family over all runs
     (``dynafit._score.score_many``). ``horizon``/``forecast`` as in :func:`compare`
     (``forecast`` a batch with one continuation per run); ``ensemble`` as in

@@ -1,6 +1,6 @@
 """A model's ensemble summary (``dynafit.fit_ensemble`` records it in its options) and
 its equations with coefficient intervals: the implementation behind ``Model.uncertainty``
-and ``Model.equations(intervals=True)``, the two ways in for users.
+and ``Model.equations_with_intervals``, the two ways in for users.
 
 ``dynafit.uncertainty`` and ``dynafit.equations_with_intervals`` were a second way in to
 the same; they remain as deprecated aliases (:func:`deprecated_uncertainty`,
@@ -92,8 +92,8 @@ def deprecated_uncertainty(model: Model) -> dict[str, Any] | None:
 def deprecated_equations_with_intervals(
     model: Model, digits: int = 3, *, min_inclusion: float = 0.0
 ) -> list[str]:
-    """Deprecated: use ``model.equations(digits, intervals=True)`` (the same text, each
+    """Deprecated: use ``model.equations_with_intervals(digits)`` (the same text, each
     coefficient with its interval and inclusion probability). Unlike the method, a model
     without ensemble information gives its plain equations as text."""
-    _deprecated("equations_with_intervals(model)", "model.equations(intervals=True)")
+    _deprecated("equations_with_intervals(model)", "model.equations_with_intervals()")
     return equations_with_intervals(model, digits, min_inclusion=min_inclusion)

@@ -28,6 +28,7 @@ from ._integrate import rollout
 from ._intervals import equations_with_intervals, uncertainty
 from ._io import load_json, save_json, to_jsonable
 from ._score import score
+from ._trajectory import Trajectory
 from .families._base import (
     AbstractFamily,
     MonomialFamily,
@@ -146,23 +147,13 @@ class Model:
         return vector_field(self.family, self.n_vars)
 
     # -------------------------------------------------------------- equations
-    def equations(self, digits: int | None = None, *, intervals: bool = False) -> list[Any]:
+    def equations(self, digits: int | None = None) -> list[sympy.Eq]:
         """One ``Eq(Derivative(x_i, t), g_i(x) * sum_k Xi[i, k] theta_k(x))`` per variable.
 
         Coefficients are exact (the floats integrated) unless ``digits`` rounds them for
-        display. ``intervals=True`` (a model from ``dynafit.fit_ensemble``) returns the
-        equations as text instead, each coefficient with its interval and inclusion
-        probability, ``dx0/dt = -0.5 [-0.52, -0.48] (p=1.00)*x0 + ...`` (``digits``
-        significant digits, 3 by default); a model without ensemble information
-        raises ``ValueError``.
+        display. The coefficients' ensemble intervals, as text, come from
+        :meth:`equations_with_intervals`.
         """
-        if intervals:
-            if self.uncertainty is None:
-                raise ValueError(
-                    "this model has no coefficient intervals; fit it with "
-                    "dynafit.fit_ensemble(traj, family, n_models=N) to get them"
-                )
-            return equations_with_intervals(self, 3 if digits is None else digits)
         terms, prefs, out = self.terms, self.prefactors, []
         for i, s in enumerate(self.symbols):
             parts = []
@@ -177,6 +168,22 @@ class Model:
                 rhs = _rounded(rhs, digits)  # a fitted prefactor (rational denominators)
             out.append(sympy.Eq(sympy.Derivative(s, _T), rhs, evaluate=False))
         return out
+
+    def equations_with_intervals(
+        self, digits: int = 3, *, min_inclusion: float = 0.0
+    ) -> list[str]:
+        """The equations as text, one line per variable, each coefficient with its
+        ensemble interval and inclusion probability: ``dx0/dt = -0.5 [-0.52, -0.48]
+        (p=1.00)*x0 + ...`` (``digits`` significant digits; terms included in fewer than
+        ``min_inclusion`` of the fits left out). Only a model from
+        ``dynafit.fit_ensemble`` has intervals; any other is a ``ValueError``.
+        """
+        if self.uncertainty is None:
+            raise ValueError(
+                "this model has no coefficient intervals; fit it with "
+                "dynafit.fit_ensemble(traj, family, n_models=N) to get them"
+            )
+        return equations_with_intervals(self, digits, min_inclusion=min_inclusion)
 
     def latex(self, digits: int | None = 4) -> str:
         """The equations as a LaTeX ``aligned`` block (``digits`` significant digits)."""
@@ -244,9 +251,28 @@ class Model:
         )
         return ys[0] if single else ys
 
-    def score(self, traj: Any, *, horizon: float | None = None, forecast: Any = None, **kw: Any):
+    def score(
+        self,
+        traj: Trajectory,
+        *,
+        horizon: float | None = None,
+        forecast: Trajectory | None = None,
+        derivative: str | None = None,
+        solver: str = "tsit5",
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+    ) -> dict[str, Any]:
         """Scores of this model on ``traj``; see :func:`dynafit._score.score`."""
-        return score(self, traj, horizon=horizon, forecast=forecast, **kw)
+        return score(
+            self,
+            traj,
+            horizon=horizon,
+            forecast=forecast,
+            derivative=derivative,
+            solver=solver,
+            rtol=rtol,
+            atol=atol,
+        )
 
     def fixed_points(self, **kw: Any) -> list[dict[str, Any]]:
         """Equilibria with Jacobian eigenvalues and stability; see :func:`fixed_points`."""

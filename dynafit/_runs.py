@@ -12,10 +12,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 
+from ._axes import figure_and_axes
 from ._score_names import RUN_SUMMARY_SCORES, Better, orientation
 
 _RUN_KEYS = ("run", "seed", "dim", "p", "embed_seed", "mlp_seed", "split_seed", "source")
@@ -113,8 +115,8 @@ def plot_r2_vs_dim(
     dim: str = "dim",
     by: str = "family",
     variant: str | None = "sindy",
-    ax: Any = None,
-) -> Any:
+    ax: Axes | None = None,
+) -> Figure:
     """``score`` (default: the paper's one-step R^2, else deriv_r2) against ``dim`` per
     family: the mean over runs with a band of one standard deviation and the runs as
     dots, as in the paper's figure of linear-ODE R^2 over embedding sizes. Only rows of
@@ -130,10 +132,7 @@ def plot_r2_vs_dim(
     data = table
     if variant is not None and "variant" in data.columns:
         data = data[data["variant"] == variant]
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (5.5, 3.8))
     for name, g in data.groupby(by, sort=False):
         v = pd.to_numeric(g[score], errors="coerce")
         d = pd.to_numeric(g[dim], errors="coerce")

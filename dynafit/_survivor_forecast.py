@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,9 +37,14 @@ from ._budget import budget_state
 from ._fit import fit
 from ._survival import _above, _final_state, actual_survivors, precision_recall
 from ._trajectory import Trajectory
+from .families import AbstractFamily
 
 if TYPE_CHECKING:  # for annotations only: the model layer imports this one
     from ._model import Model
+
+#: a candidate of :func:`early_window_table`: ``(family, fit options)`` for
+#: :func:`dynafit.fit`, or a function of the window's Trajectory that returns a Model
+Candidate = tuple[str | AbstractFamily, Mapping[str, Any]] | Callable[[Trajectory], "Model"]
 
 METHODS = ("model", "alive_at_t", "top_k_at_t", "top_k_model", "growth_top_k")
 #: how the model's state at ``until`` is read: its rollout, or its stable state
@@ -189,7 +194,7 @@ def _number(v: Any, what: str) -> float:
 
 #: the candidates of :func:`early_window_table` by default: name -> (family, fit options)
 #: (a candidate may also be a function from a Trajectory to a Model)
-DEFAULT_CANDIDATES: dict[str, Any] = {
+DEFAULT_CANDIDATES: dict[str, Candidate] = {
     "mean_field_lv": ("mean_field_lv", {}),
     "linear": ("linear", {}),
     "linear least squares": ("linear", {"threshold": 0.0}),
@@ -199,12 +204,12 @@ DEFAULT_CANDIDATES: dict[str, Any] = {
 def early_window_table(
     traj: Trajectory,
     windows: Sequence[float] = (100, 200, 500, 1000),
-    candidates: dict[str, Any] | None = None,
+    candidates: Mapping[str, Candidate] | None = None,
     *,
     until: float | None = None,
     forecast_window: float | None = 1000.0,
     horizons: Sequence[float] = (50, 100, 250, 500, 1000),
-    progress: Any = None,
+    progress: Callable[[str], object] | None = None,
     model_state: str = "auto",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Survivors and forecasts from the early window, by fit window and candidate model.
@@ -360,7 +365,7 @@ def _fitted_span(model: Any, win: Trajectory) -> Trajectory:
     return win
 
 
-def _fit_candidate(spec: Any, traj: Trajectory) -> Any:
+def _fit_candidate(spec: Candidate, traj: Trajectory) -> Model:
     if callable(spec):
         return spec(traj)
     family, options = spec

@@ -25,6 +25,7 @@ from typing import Any
 
 from ._executors import AbstractExecutor as AbstractExecutor
 from ._executors import LocalExecutor as LocalExecutor
+from ._executors import Mapper as Mapper
 from ._executors import RayExecutor as RayExecutor
 from ._executors import make_executor as make_executor
 from ._executors import require_ray as require_ray

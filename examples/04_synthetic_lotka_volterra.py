@@ -122,13 +122,13 @@ pd.DataFrame(rows)
 #
 # `dynafit.fit_ensemble` refits the model on bootstrap resamples of the time samples
 # (5 % noise here): each coefficient gets a median, a 90 % interval and an inclusion
-# probability (how often it is non-zero). `equations(intervals=True)` prints them.
+# probability (how often it is non-zero). `equations_with_intervals()` prints them.
 
 # %%
 level = SETTINGS["noise_levels"][-1]
 noisy_data = dynafit.Trajectory(t, noisy(level), NAMES)
 ens = dynafit.fit_ensemble(noisy_data, family="lotka_volterra", n_models=SETTINGS["n_boot"])
-for line in ens.equations(intervals=True):
+for line in ens.equations_with_intervals():
     print(line)
 
 # %%

@@ -142,22 +142,27 @@ def test_experiment_set_ups():
 
 def test_spec_parsing_and_only(tmp_path, capsys):
     for scale in ("smoke", "small", "full"):
-        table = X.load_spec(X.spec_path(scale), X.EXPERIMENTS)
+        table = X.load_paper_spec(X.spec_path(scale))
         assert set(table) == set(X.EXPERIMENTS)
         for name, (base, params) in table.items():
             assert X.EXPERIMENTS[name].jobs(base, params)
-    full = X.load_spec(X.spec_path("full"), X.EXPERIMENTS)
+    full = X.load_paper_spec(X.spec_path("full"))
     assert full["perturbation"][0].p == 59 and full["frozen_embedding"][0].steps == 10000
     spec = tmp_path / "s.toml"
     spec.write_text("p = 11\n[nope]\n")
     with pytest.raises(ValueError, match="unknown experiment"):
-        X.load_spec(spec, X.EXPERIMENTS)
+        X.load_paper_spec(spec)
     spec.write_text("p = 11\n[ablation]\nsed = 1\n")
     with pytest.raises(ValueError, match="unknown parameter"):
-        X.load_spec(spec, X.EXPERIMENTS)
+        X.load_paper_spec(spec)
     spec.write_text("p = 12\n[ablation]\n")
     with pytest.raises(ValueError, match=r"\[ablation\]: p must be odd"):
-        X.load_spec(spec, X.EXPERIMENTS)
+        X.load_paper_spec(spec)
+    spec.write_text("p = 11\n[ablation\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        X.load_paper_spec(spec)
+    with pytest.raises(ValueError, match="no such paper spec"):
+        X.load_paper_spec(tmp_path / "missing.toml")
     assert X.select(["a", "b", "c"], "c,a") == ["a", "c"]
     with pytest.raises(ValueError, match="unknown experiment"):
         X.select(["a"], "b")

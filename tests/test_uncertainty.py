@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import sympy
 from _systems import linear_traj
 
 import dynafit
@@ -33,7 +34,7 @@ def test_inclusion_high_on_true_terms_low_on_absent(ensemble):
 
 def test_intervals_in_equations_figure_and_save_load(ensemble, tmp_path):
     model, _ = ensemble
-    lines = model.equations(intervals=True)
+    lines = model.equations_with_intervals()
     assert len(lines) == model.n_vars and "[" in lines[0] and "p=" in lines[0]
     fig = dynafit.plot_inclusion(model)
     fig.savefig(tmp_path / "inclusion.png")
@@ -43,12 +44,14 @@ def test_intervals_in_equations_figure_and_save_load(ensemble, tmp_path):
     plain = dynafit.Model("linear", model.names, model.coefficients)
     assert plain.uncertainty is None
     # the deprecated top-level name warns and gives the Model's text
-    with pytest.warns(DeprecationWarning, match="intervals=True"):
-        assert dynafit.equations_with_intervals(model, 2) == model.equations(2, intervals=True)
+    with pytest.warns(DeprecationWarning, match="model.equations_with_intervals"):
+        assert dynafit.equations_with_intervals(model, 2) == model.equations_with_intervals(2)
     with pytest.warns(DeprecationWarning):
         assert dynafit.equations_with_intervals(plain)[0].startswith("dx0/dt = ")
     with pytest.raises(ValueError, match="no coefficient intervals.*fit_ensemble"):
-        plain.equations(intervals=True)
+        plain.equations_with_intervals()
+    # equations() has one return type: sympy equations, ensemble or not
+    assert all(isinstance(eq, sympy.Eq) for eq in model.equations())
 
 
 def test_ensemble_bad_input():

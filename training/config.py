@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = ["TrainConfig", "parse_seeds"]
@@ -279,3 +282,19 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
     if dup:
         raise ValueError(f"seeds: {dup} listed more than once")
     return seeds
+
+
+def read_toml(path: str | os.PathLike, what: str = "spec") -> dict[str, Any]:
+    """The TOML document at ``path`` (a sweep spec or a paper spec, ``what`` says which in
+    messages); a missing, unreadable or malformed file is a ``ValueError`` naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the {what} ({err})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML ({err})") from None

@@ -97,7 +97,7 @@ def reproduce(
     spec = Path(spec) if spec is not None else spec_path(scale)
     out = Path(out)
     paper_spec = experiments.spec_path(scale)
-    names = ["claims"] + list(experiments.load_spec(paper_spec, experiments.EXPERIMENTS))
+    names = ["claims"] + list(experiments.load_paper_spec(paper_spec))
     chosen = experiments.select(names, only)
     _check_record(out, scale, spec, overwrite)
     summary: dict[str, Any] = {}

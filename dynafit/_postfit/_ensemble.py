@@ -17,11 +17,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import sympy
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
+from .._axes import figure_and_axes
 from .._derivatives import recorded_method
 from .._fit_family import DEFAULT_OPTIONS
 from .._fit_family import fit_family as fit
@@ -202,7 +204,9 @@ def summarize_coefficients(
     return {k: np.nan_to_num(v, nan=0.0) for k, v in out.items()}
 
 
-def plot_inclusion(model: Model, *, ax: Any = None, annotate: bool | None = None) -> Any:
+def plot_inclusion(
+    model: Model, *, ax: Axes | None = None, annotate: bool | None = None
+) -> Figure:
     """The coefficient matrix as a heatmap of inclusion probabilities (rows: equations,
     columns: library terms), each cell annotated with the coefficient (when small enough
     to read). Without ensemble information, the support (1 where non-zero). Returns the
@@ -210,10 +214,7 @@ def plot_inclusion(model: Model, *, ax: Any = None, annotate: bool | None = None
     unc = uncertainty(model)
     prob = unc["inclusion"] if unc is not None else (model.coefficients != 0).astype(float)
     m, n = prob.shape
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(min(2 + 0.45 * n, 18), min(1.5 + 0.4 * m, 16)))
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (min(2 + 0.45 * n, 18), min(1.5 + 0.4 * m, 16)))
     im = ax.imshow(prob, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(n))
     ax.set_xticklabels([sympy.sstr(t) for t in model.terms], rotation=90, fontsize=7)
@@ -242,7 +243,7 @@ def plot_inclusion(model: Model, *, ax: Any = None, annotate: bool | None = None
     return fig
 
 
-def inclusion_table(model: Model) -> Any:
+def inclusion_table(model: Model) -> pd.DataFrame:
     """A long DataFrame: equation, term, coefficient, mean, lower, upper, inclusion."""
     unc = uncertainty(model)
     if unc is None:

@@ -18,6 +18,7 @@ many-variable circle dynamics; it is returned as an ordinary linear-family Model
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -60,7 +61,7 @@ def fit_stable(
     deriv_steps: int = 500,
     steps: int = 200,
     lr: float = 1e-2,
-    horizons: Any = "auto",
+    horizons: str | float | Sequence[float] = "auto",
     time_limit: float | None = None,
 ) -> Model:
     """Fit dx/dt = A x + b with A Hurwitz by construction (see the module doc).

@@ -398,7 +398,7 @@ def _markdown(
                 "probabilities:",
                 "",
                 "```",
-                *row["model"].equations(intervals=True),
+                *row["model"].equations_with_intervals(),
                 "```",
                 "",
             ]

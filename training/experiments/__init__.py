@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._base import AbstractExperiment, Job, Result, load_spec, run_experiment, select
+from ..config import TrainConfig
+from ._base import AbstractExperiment, Job, Result, parse_paper_spec, run_experiment, select
 from .ablation import Ablation
 from .circle_panels import CirclePanels
 from .collaboration import Collaboration
@@ -29,7 +30,7 @@ __all__ = [
     "AbstractExperiment",
     "Job",
     "Result",
-    "load_spec",
+    "load_paper_spec",
     "run",
     "select",
     "spec_path",
@@ -54,6 +55,14 @@ EXPERIMENTS: dict[str, AbstractExperiment] = {
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "paper"
 
 
+def load_paper_spec(path: str | Path) -> dict[str, tuple[TrainConfig, dict[str, Any]]]:
+    """The experiments a paper spec runs: {name: (base trainer config, parameters)}, in
+    the file's order, every one validated; a problem is a ``ValueError`` naming it. (A
+    sweep spec, the other kind of spec file, is read by :func:`training.sweep.load_spec`.)
+    """
+    return parse_paper_spec(path, EXPERIMENTS)
+
+
 def spec_path(scale: str) -> Path:
     """``training/specs/paper/<scale>.toml``."""
     return SPECS / f"{scale}.toml"
@@ -71,7 +80,7 @@ def run(
 
     ``matmul_precision`` overrides the spec's for every training.
     """
-    table = load_spec(spec, EXPERIMENTS)
+    table = load_paper_spec(spec)
     names = select(list(table), only)
     out = Path(out)
     headlines = {}

@@ -14,7 +14,6 @@ import abc
 import dataclasses
 import sys
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +25,7 @@ from matplotlib.figure import Figure
 from dynafit import load
 from dynafit.internal import atomic_write, save_json
 
-from ..config import TrainConfig, parse_seeds
+from ..config import TrainConfig, parse_seeds, read_toml
 from ..trainer import TrainResult, _key, clear_checkpoints, load_extras, run_keys, train_result
 
 RUNS = "_runs"
@@ -82,14 +81,13 @@ class AbstractExperiment(abc.ABC):
 
 
 # ------------------------------------------------------------------------- spec
-def load_spec(path: str | Path, registry: Mapping[str, AbstractExperiment]) -> dict[str, Any]:
+def parse_paper_spec(
+    path: str | Path, registry: Mapping[str, AbstractExperiment]
+) -> dict[str, tuple[TrainConfig, dict[str, Any]]]:
     """A paper spec: top-level TrainConfig keys (shared), ``[name]`` tables of parameters
-    and ``[name.train]`` TrainConfig overrides. Returns {name: (base config, params)}."""
-    path = Path(path)
-    try:
-        spec = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the spec ({err})") from None
+    for the experiments of ``registry`` and ``[name.train]`` TrainConfig overrides.
+    Returns {name: (base config, params)}."""
+    spec = read_toml(path, "paper spec")
     shared = {k: v for k, v in spec.items() if not isinstance(v, dict)}
     tables = {k: v for k, v in spec.items() if isinstance(v, dict)}
     unknown = sorted(set(tables) - set(registry))

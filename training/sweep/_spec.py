@@ -9,7 +9,6 @@ import hashlib
 import itertools
 import json
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from dynafit.internal import CHECKPOINTS as CHECKPOINTS
 from dynafit.internal import MANIFEST as MANIFEST
 
-from ..config import TrainConfig, parse_seeds
+from ..config import TrainConfig, parse_seeds, read_toml
 
 MANIFEST_SCHEMA = "dynafit.sweep/1"
 SUPERSEDED = ".superseded"
@@ -79,23 +78,9 @@ class Block:
         return {k: _jsonable(getattr(self.config, k)) for k in grid}
 
 
-def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such sweep spec") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the sweep spec ({err})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path}: not valid TOML ({err})") from None
-
-
 def load_spec(path: str | os.PathLike) -> SweepSpec:
     """Read and validate a TOML sweep spec; any problem is a ``ValueError`` naming it."""
-    data = _read_toml(path)
+    data = read_toml(path, "sweep spec")
     if EXPERIMENTS in data:
         raise ValueError(
             f"{path}: holds several experiments ([{EXPERIMENTS}.*]); read it with load_experiments"
@@ -111,7 +96,7 @@ def load_experiments(path: str | os.PathLike) -> dict[str, SweepSpec]:
     shared defaults, and an experiment's own keys win over them. Each experiment is
     validated like a plain spec, all of them before anything runs.
     """
-    data = _read_toml(path)
+    data = read_toml(path, "sweep spec")
     if EXPERIMENTS not in data:
         return {"": parse_spec(data, source=str(path))}
     experiments = data[EXPERIMENTS]
