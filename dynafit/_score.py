@@ -90,6 +90,24 @@ def score_many(
     Returns a dict of numpy arrays of shape ``(R,)`` (or scalars for one model on one run).
     """
     models = list(models)
+    traj = _checked_models(models, traj, _broadcast)
+    traj, future = _held_out(traj, horizon, forecast, models[0].names)
+    X = traj.x if traj.is_batch else traj.x[None]  # (R, T, m)
+    xi = np.stack([mod.coefficients for mod in models])  # (M, m, n)
+    if _broadcast:
+        xi = np.broadcast_to(xi[0], (X.shape[0], *xi.shape[1:]))
+    solve = {"solver": solver, "rtol": rtol, "atol": atol}
+    out = _window_scores(models[0], X, traj.t, xi, derivative, solve)
+    if future is not None:
+        out.update(_forecast_scores(models[0].field, X, traj.t[-1:], future, xi, solve))
+    if not traj.is_batch and len(models) == 1:
+        return {k: _scalar(v[0]) for k, v in out.items()}
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _checked_models(models: list[Model], traj: Trajectory, broadcast: bool) -> Trajectory:
+    """``traj`` with its variables in the models' order, after checking that the models
+    are of one family on the same variables, one per run (or one for all, ``broadcast``)."""
     if not models or not all(_is_model(m) for m in models):
         raise ValueError("score needs dynafit Models")
     if not isinstance(traj, Trajectory):
@@ -99,10 +117,19 @@ def score_many(
         if m.family != first.family or m.names != first.names:
             raise ValueError("score_many needs models of one family on the same variables")
     traj = _match_names(traj, first.names, "traj")
-    if not _broadcast and len(models) != traj.n_runs:
+    if not broadcast and len(models) != traj.n_runs:
         raise ValueError(f"{len(models)} models for {traj.n_runs} runs; give one model per run")
+    return traj
 
-    future = None
+
+_Future = tuple[np.ndarray, np.ndarray]
+
+
+def _held_out(
+    traj: Trajectory, horizon: float | None, forecast: Trajectory | None, names: Sequence[str]
+) -> tuple[Trajectory, _Future | None]:
+    """The window scored and the held-out future ``(t, x)``: the last ``horizon`` time
+    units of ``traj``, or ``forecast`` (a continuation of ``traj``), or None."""
     if horizon is not None and forecast is not None:
         raise ValueError("give horizon= or forecast=, not both")
     if horizon is not None:
@@ -116,94 +143,114 @@ def score_many(
                 "points; need at least 3 in the window and 1 held out"
             )
         future = (traj.t[n_in:], traj.x[..., n_in:, :])
-        traj = traj._replace(
+        return traj._replace(
             t=traj.t[:n_in],
             x=traj.x[..., :n_in, :],
             aux={k: v[..., :n_in] for k, v in traj.aux.items()},
+        ), future
+    if forecast is None:
+        return traj, None
+    if not isinstance(forecast, Trajectory):
+        raise ValueError("forecast must be a dynafit.Trajectory continuing traj")
+    forecast = _match_names(forecast, names, "forecast")
+    if forecast.t[0] <= traj.t[-1]:
+        raise ValueError(
+            f"forecast must start after traj ends ({forecast.t[0]:g} <= {traj.t[-1]:g})"
         )
-    elif forecast is not None:
-        if not isinstance(forecast, Trajectory):
-            raise ValueError("forecast must be a dynafit.Trajectory continuing traj")
-        forecast = _match_names(forecast, first.names, "forecast")
-        if forecast.t[0] <= traj.t[-1]:
-            raise ValueError(
-                f"forecast must start after traj ends ({forecast.t[0]:g} <= {traj.t[-1]:g})"
-            )
-        if forecast.n_runs != traj.n_runs or forecast.is_batch != traj.is_batch:
-            raise ValueError(f"forecast has {forecast.n_runs} runs, traj {traj.n_runs}")
-        future = (forecast.t, forecast.x)
+    if forecast.n_runs != traj.n_runs or forecast.is_batch != traj.is_batch:
+        raise ValueError(f"forecast has {forecast.n_runs} runs, traj {traj.n_runs}")
+    return traj, (forecast.t, forecast.x)
 
-    X = traj.x if traj.is_batch else traj.x[None]  # (R, T, m)
-    R, T, m = X.shape
-    xi = np.stack([mod.coefficients for mod in models])  # (M, m, n)
-    if _broadcast:
-        xi = np.broadcast_to(xi[0], (R, *xi.shape[1:]))
+
+def _derivative_of(model: Model, derivative: str | None = None) -> tuple[str, int, Any]:
+    """The derivative estimate a model was fitted with: method, order, window."""
+    method = derivative or recorded_method(model.options.get("derivative", "centered"))
+    return method, int(model.options.get("order", 2)), model.options.get("window")
+
+
+def _window_scores(
+    first: Model,
+    X: np.ndarray,
+    t: np.ndarray,
+    xi: np.ndarray,
+    derivative: str | None,
+    solve: dict[str, Any],
+) -> dict[str, Any]:
+    """The derivative, one-step, information and rollout scores over the window, each
+    an array over runs (``X``: (R, T, m), ``xi``: (R, m, n)); a diverged run's R^2 are
+    -inf and its rmse, aic, bic +inf."""
+    R, T, _ = X.shape
     n_terms = np.count_nonzero(xi, axis=(1, 2))
     field = first.field
-
-    # derivative and one-step scores, vectorised over runs
-    method = derivative or recorded_method(first.options.get("derivative", "centered"))
-    order = int(first.options.get("order", 2))
-    window = first.options.get("window")
+    method, order, window = _derivative_of(first, derivative)
     with np.errstate(all="ignore"):
-        dxdt = differentiate(X, traj.t, method, order=order, window=window)
+        dxdt = differentiate(X, t, method, order=order, window=window)
         f = field_np(field, X, xi)
     rows = slice(0, T - 1) if method == "forward" else slice(0, T)
-    deriv_r2 = r2(dxdt[:, rows], f[:, rows])
-    step = np.diff(X, axis=1)
-    onestep_r2 = r2(step, f[:, :-1] * np.diff(traj.t)[None, :, None])
     resid = dxdt[:, rows] - f[:, rows]
     with np.errstate(all="ignore"):
-        floors = derivative_error_variance(X, traj.t, method, order, window, dxdt=dxdt)
+        floors = derivative_error_variance(X, t, method, order, window, dxdt=dxdt)
     ics = [information_criteria(resid[r], int(n_terms[r]), floors[r]) for r in range(R)]
-    aic = np.array([a for a, _ in ics])
-    bic = np.array([b for _, b in ics])
 
     # rollout over the window: one vmapped integration over runs
-    ys, ok = rollout(field, xi, X[:, 0], traj.t, solver=solver, rtol=rtol, atol=atol)
+    ys, ok = rollout(field, xi, X[:, 0], t, **solve)
     diverged = ~ok | ~np.isfinite(ys).all(axis=(1, 2)) | ~np.isfinite(f).all(axis=(1, 2))
     with np.errstate(all="ignore"):
-        rollout_r2 = r2(X, ys)
         rmse = np.sqrt(np.mean((ys - X) ** 2, axis=(1, 2)))
     out: dict[str, Any] = {
-        "deriv_r2": deriv_r2,
-        "onestep_r2": onestep_r2,
-        "rollout_r2": rollout_r2,
+        "deriv_r2": r2(dxdt[:, rows], f[:, rows]),
+        "onestep_r2": r2(np.diff(X, axis=1), f[:, :-1] * np.diff(t)[None, :, None]),
+        "rollout_r2": _r2_quiet(X, ys),
         "rmse": rmse,
         "n_terms": n_terms,
-        "aic": aic,
-        "bic": bic,
+        "aic": np.array([a for a, _ in ics]),
+        "bic": np.array([b for _, b in ics]),
         "diverged": diverged,
     }
     for key in ("deriv_r2", "onestep_r2", "rollout_r2"):
         out[key] = np.where(diverged | ~np.isfinite(out[key]), -np.inf, out[key])
     for key in ("rmse", "aic", "bic"):
         out[key] = np.where(diverged | ~np.isfinite(out[key]), np.inf, out[key])
+    return out
 
-    if future is not None:
-        tf, Xf = future
-        Xf = Xf if Xf.ndim == 3 else Xf[None]
-        t_all = np.concatenate([traj.t[-1:], tf])
-        yf, okf = rollout(field, xi, X[:, -1], t_all, solver=solver, rtol=rtol, atol=atol)
-        yf = yf[:, 1:]
-        f_div = ~okf | ~np.isfinite(yf).all(axis=(1, 2))
-        with np.errstate(all="ignore"):
-            f_r2 = r2(Xf, yf)
-            f_rmse = np.sqrt(np.mean((yf - Xf) ** 2, axis=(1, 2)))
-            p_rmse = np.sqrt(np.mean((X[:, -1:] - Xf) ** 2, axis=(1, 2)))
-            skill = np.where(
-                p_rmse > 0,
-                1.0 - f_rmse / np.where(p_rmse > 0, p_rmse, 1.0),
-                np.where(f_rmse > 0, -np.inf, 0.0),
-            )
-        out["forecast_r2"] = np.where(f_div | ~np.isfinite(f_r2), -np.inf, f_r2)
-        out["forecast_rmse"] = np.where(f_div | ~np.isfinite(f_rmse), np.inf, f_rmse)
-        out["forecast_skill"] = np.where(f_div | ~np.isfinite(skill), -np.inf, skill)
-        out["forecast_diverged"] = f_div
 
-    if not traj.is_batch and len(models) == 1:
-        return {k: _scalar(v[0]) for k, v in out.items()}
-    return {k: np.asarray(v) for k, v in out.items()}
+def _r2_quiet(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return r2(x, y)
+
+
+def _forecast_scores(
+    field: Any,
+    X: np.ndarray,
+    t_last: np.ndarray,
+    future: _Future,
+    xi: np.ndarray,
+    solve: dict[str, Any],
+) -> dict[str, Any]:
+    """Forecast R^2, RMSE and skill against persistence over the held-out ``future``,
+    integrating from the window's last state (at ``t_last``, shape (1,)); a diverged forecast is -inf (R^2, skill)
+    and +inf (RMSE)."""
+    tf, Xf = future
+    Xf = Xf if Xf.ndim == 3 else Xf[None]
+    t_all = np.concatenate([t_last, tf])
+    yf, okf = rollout(field, xi, X[:, -1], t_all, **solve)
+    yf = yf[:, 1:]
+    f_div = ~okf | ~np.isfinite(yf).all(axis=(1, 2))
+    with np.errstate(all="ignore"):
+        f_r2 = r2(Xf, yf)
+        f_rmse = np.sqrt(np.mean((yf - Xf) ** 2, axis=(1, 2)))
+        p_rmse = np.sqrt(np.mean((X[:, -1:] - Xf) ** 2, axis=(1, 2)))
+        skill = np.where(
+            p_rmse > 0,
+            1.0 - f_rmse / np.where(p_rmse > 0, p_rmse, 1.0),
+            np.where(f_rmse > 0, -np.inf, 0.0),
+        )
+    return {
+        "forecast_r2": np.where(f_div | ~np.isfinite(f_r2), -np.inf, f_r2),
+        "forecast_rmse": np.where(f_div | ~np.isfinite(f_rmse), np.inf, f_rmse),
+        "forecast_skill": np.where(f_div | ~np.isfinite(skill), -np.inf, skill),
+        "forecast_diverged": f_div,
+    }
 
 
 def field_np(field: Any, x: np.ndarray, xi: np.ndarray) -> np.ndarray:
@@ -217,9 +264,7 @@ def pooled_information(model: Model, traj: Trajectory) -> tuple[float, float]:
     float64 as :func:`score_many` computes them per run (the fit's own derivative
     estimate; n = runs x rows x m), the variance floored at the mean over runs of the
     derivative estimate's error variance."""
-    method = recorded_method(model.options.get("derivative", "centered"))
-    order = int(model.options.get("order", 2))
-    window = model.options.get("window")
+    method, order, window = _derivative_of(model)
     x = np.asarray(traj.x, dtype=np.float64)
     x = x if x.ndim == 3 else x[None]
     with np.errstate(all="ignore"):

@@ -92,6 +92,45 @@ def compare_survivors(
     missing = [n for n in model.names if n not in traj.names]
     if missing:
         raise ValueError(f"traj lacks the model's variables {missing}")
+    t, it = _window_end(model, traj, t)
+    until = float(traj.t[-1]) if until is None else _number(until, "until")
+    if until <= t:
+        raise ValueError(f"until ({until:g}) must lie after the window's end t ({t:g})")
+    if threshold is not None and (isinstance(threshold, bool) or not math.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    use_state = _uses_state(model, model_state)
+    ib = _growth_start(traj, t, it, growth_span)
+    t_from = t if start == "end" else float(traj.t[0])
+    ts = np.linspace(0.0, until - t_from, n_points)
+    i0 = it if start == "end" else 0
+    actual_all = actual_survivors(traj)
+    names = list(model.names)
+    rows = []
+    for r, run in enumerate(traj.runs()):
+        sub = run.select(names) if run.names != tuple(names) else run
+        act = [a for a in actual_all[r] if a in names]
+        if use_state:  # the law's stable state has no S_0
+            final, s0_from = np.asarray(budget_state(model)["state"]), 0.0
+        else:
+            final, s0_from = _final_state(model.simulate(ts, sub.x[i0])), _s0(run, i0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            growth = (sub.x[it] - sub.x[ib]) / sub.x[ib]
+        preds = {
+            "model": _above(final, names, threshold, s0_from),
+            "alive_at_t": _above(sub.x[it], names, threshold, _s0(run, it)),
+            "top_k_at_t": _top(sub.x[it], names, len(act)),
+            "top_k_model": _top(np.where(np.isfinite(final), final, -np.inf), names, len(act)),
+            "growth_top_k": _top(np.where(np.isfinite(growth), growth, -np.inf), names, len(act)),
+        }
+        rows += [_survivor_row(r, method, preds[method], act) for method in METHODS]
+    out = pd.DataFrame(rows)
+    cols = ["run", "method", "predicted", "n_predicted", "actual", "n_actual", "count_error"]
+    return out[cols + ["precision", "recall", "f1"]]
+
+
+def _window_end(model: Model, traj: Trajectory, t: float | None) -> tuple[float, int]:
+    """The fit window's end ``t`` (given, or the model's ``options["t_range"][1]``) and
+    its row in ``traj``."""
     if t is None:
         t_range = getattr(model, "options", {}).get("t_range")
         if not (isinstance(t_range, (list, tuple)) and len(t_range) == 2):
@@ -104,13 +143,11 @@ def compare_survivors(
             f"traj has no time {t:g} (the fit window's end); its times run "
             f"{traj.t[0]:g}..{traj.t[-1]:g}"
         )
-    it = int(hit[0])
-    until = float(traj.t[-1]) if until is None else _number(until, "until")
-    t_from = t if start == "end" else float(traj.t[0])
-    if until <= t:
-        raise ValueError(f"until ({until:g}) must lie after the window's end t ({t:g})")
-    if threshold is not None and (isinstance(threshold, bool) or not math.isfinite(threshold)):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    return t, int(hit[0])
+
+
+def _uses_state(model: Model, model_state: str) -> bool:
+    """Whether the model's survivors are read from its closed-form stable state."""
     if model_state not in MODEL_STATES:
         raise ValueError(f"model_state must be one of {MODEL_STATES}, got {model_state!r}")
     has_state = getattr(getattr(model, "family", None), "name", None) == "budget_share"
@@ -119,7 +156,12 @@ def compare_survivors(
             "model_state='equilibrium' needs a family whose stable state is known in closed "
             f"form (budget_share); this model is {getattr(model.family, 'name', '?')!r}"
         )
-    use_state = has_state and model_state != "rollout"
+    return has_state and model_state != "rollout"
+
+
+def _growth_start(traj: Trajectory, t: float, it: int, growth_span: float | None) -> int:
+    """The row ``growth_span`` before ``t`` (row ``it``) that the growth baseline starts
+    from (default span: 10 time units, or half the time before ``t`` where shorter)."""
     if growth_span is None:
         span = min(10.0, (t - float(traj.t[0])) / 2)
     else:
@@ -130,52 +172,28 @@ def compare_survivors(
                 f"first time ({traj.t[0]:g}), got {span:g} before t = {t:g}"
             )
     back = np.flatnonzero(traj.t <= t - span + 1e-9 * max(1.0, abs(t)))
-    ib = int(back[-1]) if back.size and back[-1] < it else max(it - 1, 0)
-    actual_all = actual_survivors(traj)
-    names = list(model.names)
-    rows = []
-    for r, run in enumerate(traj.runs()):
-        sub = run.select(names) if run.names != tuple(names) else run
-        s0_t = float(run.aux["s0"][it]) if "s0" in run.aux else 0.0
-        i0 = it if start == "end" else 0
-        s0_from = float(run.aux["s0"][i0]) if "s0" in run.aux else 0.0
-        act = [a for a in actual_all[r] if a in names]
-        k = len(act)
-        horizon = until - t_from
-        ts = np.linspace(0.0, horizon, n_points)
-        if use_state:
-            final = np.asarray(budget_state(model)["state"])
-            s0_from = 0.0  # the law's stable state has no S_0
-        else:
-            final = _final_state(model.simulate(ts, sub.x[i0]))
-        at_t = sub.x[it]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            growth = (sub.x[it] - sub.x[ib]) / sub.x[ib]
-        preds = {
-            "model": _above(final, names, threshold, s0_from),
-            "alive_at_t": _above(at_t, names, threshold, s0_t),
-            "top_k_at_t": _top(at_t, names, k),
-            "top_k_model": _top(np.where(np.isfinite(final), final, -np.inf), names, k),
-            "growth_top_k": _top(np.where(np.isfinite(growth), growth, -np.inf), names, k),
-        }
-        for method in METHODS:
-            pred = preds[method]
-            score = precision_recall(pred, act)
-            if act and not pred:
-                score["f1"] = 0.0
-            rows.append(
-                {
-                    "run": r,
-                    "method": method,
-                    "n_predicted": len(pred),
-                    "n_actual": k,
-                    "count_error": len(pred) - k,
-                    **score,
-                }
-            )
-    out = pd.DataFrame(rows)
-    cols = ["run", "method", "predicted", "n_predicted", "actual", "n_actual", "count_error"]
-    return out[cols + ["precision", "recall", "f1"]]
+    return int(back[-1]) if back.size and back[-1] < it else max(it - 1, 0)
+
+
+def _s0(run: Trajectory, i: int) -> float:
+    """S_0 at row ``i`` where the run records it, else 0."""
+    return float(run.aux["s0"][i]) if "s0" in run.aux else 0.0
+
+
+def _survivor_row(r: int, method: str, pred: list[str], act: list[str]) -> dict[str, Any]:
+    """One row of :func:`compare_survivors`: a method's prediction scored against the
+    actual survivors (f1 = 0 when nothing is predicted but something survives)."""
+    score = precision_recall(pred, act)
+    if act and not pred:
+        score["f1"] = 0.0
+    return {
+        "run": r,
+        "method": method,
+        "n_predicted": len(pred),
+        "n_actual": len(act),
+        "count_error": len(pred) - len(act),
+        **score,
+    }
 
 
 def _top(values: np.ndarray, names: Sequence[str], k: int) -> list[str]:
@@ -238,15 +256,7 @@ def early_window_table(
         raise ValueError(
             f"early_window_table needs a dynafit.Trajectory, got {type(traj).__name__}"
         )
-    candidates = DEFAULT_CANDIDATES if candidates is None else dict(candidates)
-    if not candidates:
-        raise ValueError("early_window_table needs at least one candidate")
-    for name, spec in candidates.items():
-        if not (callable(spec) or (isinstance(spec, tuple) and len(spec) == 2)):
-            raise ValueError(
-                f"candidate {name!r} must be (family, fit options) or a function of a "
-                f"Trajectory returning a Model, got {spec!r}"
-            )
+    candidates = _checked_candidates(candidates)
     windows = [_number(w, "window") for w in windows]
     if not windows and forecast_window is None:
         raise ValueError("early_window_table needs a window or a forecast_window")
@@ -260,100 +270,144 @@ def early_window_table(
     say = progress if callable(progress) else (lambda line: None)
     surv_rows: list[dict[str, Any]] = []
     fc_rows: list[dict[str, Any]] = []
-    t_start = float(traj.t[0])
     for r, run in enumerate(traj.runs()):
         for W in windows:
-            win = run.window(t_start, W)
-            table = None
-            for name, spec in candidates.items():
-                t0 = time.perf_counter()
-                model = _fit_candidate(spec, win)
-                seconds = time.perf_counter() - t0
-                table = compare_survivors(model, run, end, t=W, model_state=model_state)
-                table = table.set_index("method")
-                inside = float(np.mean(model.score(_fitted_span(model, win))["rollout_r2"]))
-                surv_rows.append(
-                    {
-                        "run": r,
-                        "window": W,
-                        "candidate": name,
-                        "predicted": table.loc["model", "predicted"],
-                        "n_predicted": int(table.loc["model", "n_predicted"]),
-                        "n_actual": int(table.loc["model", "n_actual"]),
-                        "count_error": int(table.loc["model", "count_error"]),
-                        "f1": float(table.loc["model", "f1"]),
-                        "rollout_r2": inside,
-                        "params_per_variable": params_per_variable(model),
-                        "fit_s": round(seconds, 2),
-                    }
-                )
-                say(
-                    f"run {r} window 0..{W:g} {name}: survivors "
-                    f"{table.loc['model', 'predicted'] or '-'} (actual "
-                    f"{table.loc['model', 'actual']}), F1 {surv_rows[-1]['f1']:.2f}, "
-                    f"rollout R^2 {inside:.3f}, {seconds:.1f} s"
-                )
-            for method, label in (
-                ("alive_at_t", "alive at W"),
-                ("top_k_at_t", "top-k at W (told k)"),
-                ("growth_top_k", "growth top-k at W (told k)"),
-            ):
-                surv_rows.append(
-                    {
-                        "run": r,
-                        "window": W,
-                        "candidate": label,
-                        "predicted": table.loc[method, "predicted"],
-                        "n_predicted": int(table.loc[method, "n_predicted"]),
-                        "n_actual": int(table.loc[method, "n_actual"]),
-                        "count_error": int(table.loc[method, "count_error"]),
-                        "f1": float(table.loc[method, "f1"]),
-                    }
-                )
-        if forecast_window is None:
-            continue
-        F = _number(forecast_window, "forecast_window")
-        hs = [float(h) for h in horizons if np.isclose(run.t, F + float(h)).any()]
-        if not hs:
-            continue
-        train = run.window(t_start, F)
-        for name, spec in candidates.items():
-            t0 = time.perf_counter()
-            model = _fit_candidate(spec, train)
-            seconds = time.perf_counter() - t0
-            for h in hs:
-                sc = model.score(run.window(t_start, F + h), horizon=h)
-                rms = float(np.sqrt(np.mean(run.window(F, F + h).x[..., 1:, :] ** 2)))
-                fc_rows.append(
-                    {
-                        "run": r,
-                        "candidate": name,
-                        "horizon": h,
-                        "rel_rmse": float(np.mean(sc["forecast_rmse"])) / rms,
-                        "skill": float(np.mean(sc["forecast_skill"])),
-                        "params_per_variable": params_per_variable(model),
-                        "fit_s": round(seconds, 2),
-                    }
-                )
-            say(
-                f"run {r} forecast from {F:g} {name}: skill "
-                + ", ".join(f"{row['skill']:.2f}" for row in fc_rows[-len(hs) :])
-                + f" at {', '.join(f'{h:g}' for h in hs)} steps"
+            surv_rows += _window_rows(r, run, W, candidates, end, model_state, say)
+        if forecast_window is not None:
+            F = _number(forecast_window, "forecast_window")
+            fc_rows += _forecast_rows(r, run, F, horizons, candidates, say)
+    return pd.DataFrame(surv_rows), pd.DataFrame(fc_rows)
+
+
+def _checked_candidates(candidates: Mapping[str, Candidate] | None) -> dict[str, Candidate]:
+    candidates = DEFAULT_CANDIDATES if candidates is None else dict(candidates)
+    if not candidates:
+        raise ValueError("early_window_table needs at least one candidate")
+    for name, spec in candidates.items():
+        if not (callable(spec) or (isinstance(spec, tuple) and len(spec) == 2)):
+            raise ValueError(
+                f"candidate {name!r} must be (family, fit options) or a function of a "
+                f"Trajectory returning a Model, got {spec!r}"
             )
+    return candidates
+
+
+#: the baselines of :func:`compare_survivors` that :func:`early_window_table` lists
+_BASELINES = (
+    ("alive_at_t", "alive at W"),
+    ("top_k_at_t", "top-k at W (told k)"),
+    ("growth_top_k", "growth top-k at W (told k)"),
+)
+
+
+def _window_rows(
+    r: int,
+    run: Trajectory,
+    W: float,
+    candidates: dict[str, Candidate],
+    end: float,
+    model_state: str,
+    say: Callable[[str], object],
+) -> list[dict[str, Any]]:
+    """The survivor rows of run ``r`` for the window 0..W: each candidate fitted on the
+    window, then the baselines (the same for every candidate)."""
+    win = run.window(float(run.t[0]), W)
+    rows, table = [], None
+    for name, spec in candidates.items():
+        t0 = time.perf_counter()
+        model = _fit_candidate(spec, win)
+        seconds = time.perf_counter() - t0
+        table = compare_survivors(model, run, end, t=W, model_state=model_state)
+        table = table.set_index("method")
+        inside = float(np.mean(model.score(_fitted_span(model, win))["rollout_r2"]))
+        row = _survivor_summary(r, W, name, table, "model")
+        rows.append(
+            {
+                **row,
+                "rollout_r2": inside,
+                "params_per_variable": params_per_variable(model),
+                "fit_s": round(seconds, 2),
+            }
+        )
+        say(
+            f"run {r} window 0..{W:g} {name}: survivors "
+            f"{table.loc['model', 'predicted'] or '-'} (actual "
+            f"{table.loc['model', 'actual']}), F1 {row['f1']:.2f}, "
+            f"rollout R^2 {inside:.3f}, {seconds:.1f} s"
+        )
+    assert table is not None  # candidates is never empty
+    return rows + [_survivor_summary(r, W, label, table, m) for m, label in _BASELINES]
+
+
+def _survivor_summary(
+    r: int, W: float, label: str, table: pd.DataFrame, method: str
+) -> dict[str, Any]:
+    """One method's row of ``table`` (compare_survivors' output, indexed by method)."""
+    return {
+        "run": r,
+        "window": W,
+        "candidate": label,
+        "predicted": table.loc[method, "predicted"],
+        "n_predicted": int(table.loc[method, "n_predicted"]),
+        "n_actual": int(table.loc[method, "n_actual"]),
+        "count_error": int(table.loc[method, "count_error"]),
+        "f1": float(table.loc[method, "f1"]),
+    }
+
+
+def _forecast_rows(
+    r: int,
+    run: Trajectory,
+    F: float,
+    horizons: Sequence[float],
+    candidates: dict[str, Candidate],
+    say: Callable[[str], object],
+) -> list[dict[str, Any]]:
+    """The forecast rows of run ``r``: each candidate fitted on 0..F forecasting over
+    the ``horizons`` that fit in the run, then persistence (holding the state at F)."""
+    hs = [float(h) for h in horizons if np.isclose(run.t, F + float(h)).any()]
+    if not hs:
+        return []
+    t_start = float(run.t[0])
+    train = run.window(t_start, F)
+    rows: list[dict[str, Any]] = []
+    for name, spec in candidates.items():
+        t0 = time.perf_counter()
+        model = _fit_candidate(spec, train)
+        seconds = time.perf_counter() - t0
         for h in hs:
-            ahead = run.window(F, F + h).x[..., 1:, :]
-            hold = run.x[..., int(np.flatnonzero(np.isclose(run.t, F))[0]), :][..., None, :]
-            rmse = float(np.sqrt(np.mean((ahead - hold) ** 2)))
-            fc_rows.append(
+            sc = model.score(run.window(t_start, F + h), horizon=h)
+            rms = float(np.sqrt(np.mean(run.window(F, F + h).x[..., 1:, :] ** 2)))
+            rows.append(
                 {
                     "run": r,
-                    "candidate": "persistence",
+                    "candidate": name,
                     "horizon": h,
-                    "rel_rmse": rmse / float(np.sqrt(np.mean(ahead**2))),
-                    "skill": 0.0,
+                    "rel_rmse": float(np.mean(sc["forecast_rmse"])) / rms,
+                    "skill": float(np.mean(sc["forecast_skill"])),
+                    "params_per_variable": params_per_variable(model),
+                    "fit_s": round(seconds, 2),
                 }
             )
-    return pd.DataFrame(surv_rows), pd.DataFrame(fc_rows)
+        say(
+            f"run {r} forecast from {F:g} {name}: skill "
+            + ", ".join(f"{row['skill']:.2f}" for row in rows[-len(hs) :])
+            + f" at {', '.join(f'{h:g}' for h in hs)} steps"
+        )
+    hold = run.x[..., int(np.flatnonzero(np.isclose(run.t, F))[0]), :][..., None, :]
+    for h in hs:
+        ahead = run.window(F, F + h).x[..., 1:, :]
+        rmse = float(np.sqrt(np.mean((ahead - hold) ** 2)))
+        rows.append(
+            {
+                "run": r,
+                "candidate": "persistence",
+                "horizon": h,
+                "rel_rmse": rmse / float(np.sqrt(np.mean(ahead**2))),
+                "skill": 0.0,
+            }
+        )
+    return rows
 
 
 def _fitted_span(model: Any, win: Trajectory) -> Trajectory:
