@@ -199,7 +199,7 @@ def most_readable(board: pd.DataFrame, min_r2: float = READABLE_R2) -> pd.Series
     ]
     if not len(ok):
         return None
-    return ok.loc[pd.to_numeric(ok["n_terms"]).idxmin()]
+    return ok.iloc[int(np.argmin(pd.to_numeric(ok["n_terms"]).to_numpy()))]
 
 
 # ------------------------------------------------ issue 21: ranking with generalisation

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from ._integrate import rollout
 from ._matching._initial_state import match_initial_state
 from ._matching._refine import refine
 from ._trajectory import Trajectory
+
+if TYPE_CHECKING:  # for annotations only: the model layer sits beside this one
+    from ._model import Model
 
 #: a rollout "tracks the data" at this R^2 or above. Below it, over a window much longer
 #: than its predictability time (chaos), the true law's rollout decorrelates like any
@@ -151,14 +155,17 @@ def _rollout_residuals(field, xis: list[np.ndarray], traj: Trajectory) -> list[n
     ys, ok = rollout(field, stack, x0, traj.t)
     ys = np.asarray(ys, dtype=np.float64).reshape(len(xis), R, *x.shape[1:])
     ok = np.asarray(ok).reshape(len(xis), R).all(axis=1)
-    return [(x - y) if good and np.all(np.isfinite(y)) else None for y, good in zip(ys, ok)]
+    return [
+        (x - y) if good and np.all(np.isfinite(y)) else None
+        for y, good in zip(ys, list(np.atleast_1d(ok)))
+    ]
 
 
 def _finite_or_none(v) -> float | None:
     return float(v) if v is not None and np.isfinite(v) else None
 
 
-def _selected_r2(model) -> float:
+def _selected_r2(model: Model) -> float:
     """The rollout R^2 of the sweep point behind ``model`` (-inf when not screened)."""
     sweep = model.sweep
     if sweep is None or "rollout_r2" not in sweep or not sweep["selected"].any():
@@ -166,7 +173,9 @@ def _selected_r2(model) -> float:
     return float(sweep.loc[sweep["selected"], "rollout_r2"].iloc[0])
 
 
-def choose_formulation(fit_with: Callable[..., object], rollout_r2):
+def choose_formulation(
+    fit_with: Callable[..., Model], rollout_r2: Callable[[Model], float]
+) -> Model:
     """Which formulation on noisy data: ``fit_with(regression, **options)`` fits one,
     ``rollout_r2(model)`` scores a model's rollout over the data.
 

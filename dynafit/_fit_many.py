@@ -144,7 +144,7 @@ def fit_many(
     for row, sc in zip(fitted, scores):
         run = runs[row["run"]]
         out: dict[str, Any] = {"run": row["run"], **_run_meta(run.meta)}
-        if row.get("model") is None:
+        if sc is None:  # a family that does not apply: no model, no scores
             out.update({k: v for k, v in row.items() if k != "run"})
         else:
             out.update(

@@ -12,6 +12,7 @@ are cached per vector field and settings (:func:`compiled`).
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import diffrax as dfx
 import jax
@@ -36,6 +37,12 @@ def compiled(
     if solver == "joint":
         return _make_joint_solver(field, rtol, atol, max_steps, blowup)
     return _make_solver(field, solver, rtol, atol, max_steps, blowup)
+
+
+def _states(sol: dfx.Solution) -> Array:
+    """The states a solve saved (every solve here saves at ``ts``: never None)."""
+    assert sol.ys is not None
+    return cast(Array, sol.ys)
 
 
 def _diffeqsolve(vector, method, y0, ts, args, controller, max_steps: int, **kw):
@@ -74,8 +81,9 @@ def _make_solver(field: VectorField, solver: str, rtol, atol, max_steps, blowup)
         bound = blowup * (1.0 + jnp.max(jnp.abs(x0)))
         event = dfx.Event(lambda t, y, args, **kw: ~(jnp.max(jnp.abs(y)) < bound))
         sol = _diffeqsolve(vector, method, x0, ts, xi, controller, max_steps, event=event)
-        ys = jnp.where(jnp.isfinite(sol.ys), sol.ys, jnp.inf)
-        ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
+        ys = _states(sol)
+        ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(ys))
+        ys = jnp.where(jnp.isfinite(ys), ys, jnp.inf)
         return ys, ok, sol.result == dfx.RESULTS.max_steps_reached
 
     return cacheable(jax.jit(jax.vmap(one, in_axes=(0, 0, None))))
@@ -94,7 +102,7 @@ def _make_joint_solver(field: VectorField, rtol, atol, max_steps, blowup):
         bound = blowup * (1.0 + jnp.max(jnp.abs(x0), axis=-1))
         controller = dfx.PIDController(rtol=rtol, atol=atol, norm=_max_member_rms)
         sol = _diffeqsolve(vector, dfx.Tsit5(), x0, ts, (xi, bound), controller, max_steps)
-        ys = jnp.swapaxes(sol.ys, 0, 1)  # (B, T, m)
+        ys = jnp.swapaxes(_states(sol), 0, 1)  # (B, T, m)
         ok = jnp.all(jnp.isfinite(ys) & (jnp.abs(ys) < bound[:, None, None]), axis=(1, 2))
         ys = jnp.where(jnp.isfinite(ys), ys, jnp.inf)
         return ys, ok, sol.result == dfx.RESULTS.successful
@@ -123,8 +131,9 @@ def solve_traced(
     controller = dfx.PIDController(rtol=rtol, atol=atol)
     adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
     sol = _diffeqsolve(vector, dfx.Tsit5(), y0, ts, args, controller, max_steps, adjoint=adjoint)
-    ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
-    return jnp.where(ok, sol.ys, jnp.inf), ok
+    ys = _states(sol)
+    ok = (sol.result == dfx.RESULTS.successful) & jnp.all(jnp.isfinite(ys))
+    return jnp.where(ok, ys, jnp.inf), ok
 
 
 def _max_member_rms(err: Array) -> Array:

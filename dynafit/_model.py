@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -109,9 +109,7 @@ class Model:
     def shared(self) -> list[sympy.Eq]:
         """The family's shared quantities, ``Eq(T, x_1 + ... + x_m)``, that the terms use
         by name (empty for most families); see ``AbstractFamily.shared``."""
-        return [
-            sympy.Eq(sym, expr, evaluate=False) for sym, expr in self.family.shared(self.symbols)
-        ]
+        return [_eq(sym, expr) for sym, expr in self.family.shared(self.symbols)]
 
     @property
     def prefactors(self) -> list[sympy.Expr]:
@@ -166,12 +164,10 @@ class Model:
             rhs = prefs[i] * sympy.Add(*parts) if parts else sympy.Integer(0)
             if digits is not None and prefs[i].has(sympy.Float):
                 rhs = _rounded(rhs, digits)  # a fitted prefactor (rational denominators)
-            out.append(sympy.Eq(sympy.Derivative(s, _T), rhs, evaluate=False))
+            out.append(_eq(sympy.Derivative(s, _T), rhs))
         return out
 
-    def equations_with_intervals(
-        self, digits: int = 3, *, min_inclusion: float = 0.0
-    ) -> list[str]:
+    def equations_with_intervals(self, digits: int = 3, *, min_inclusion: float = 0.0) -> list[str]:
         """The equations as text, one line per variable, each coefficient with its
         ensemble interval and inclusion probability: ``dx0/dt = -0.5 [-0.52, -0.48]
         (p=1.00)*x0 + ...`` (``digits`` significant digits; terms included in fewer than
@@ -191,8 +187,8 @@ class Model:
             rf"{sympy.latex(eq.lhs)} &= {sympy.latex(_rounded(eq.rhs, digits), order='none')}"
             for eq in self.shared
         ] + [
-            rf"\frac{{d {sympy.latex(eq.lhs.expr)}}}{{dt}} &= {sympy.latex(eq.rhs)}"
-            for eq in self.equations(digits)
+            rf"\frac{{d {sympy.latex(s)}}}{{dt}} &= {sympy.latex(eq.rhs)}"
+            for s, eq in zip(self.symbols, self.equations(digits))
         ]
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
@@ -202,7 +198,10 @@ class Model:
         ]
         return "\n".join(
             shared
-            + [f"d{eq.lhs.expr}/dt = {sympy.sstr(eq.rhs)}" for eq in self.equations(digits=4)]
+            + [
+                f"d{s}/dt = {sympy.sstr(eq.rhs)}"
+                for s, eq in zip(self.symbols, self.equations(digits=4))
+            ]
         )
 
     def __repr__(self) -> str:
@@ -489,6 +488,12 @@ def _is_number_tuple(v: Any) -> bool:
 
 def _nested_list(v: Any) -> Any:
     return [_nested_list(e) for e in v] if isinstance(v, tuple) else v
+
+
+def _eq(lhs: sympy.Basic, rhs: sympy.Basic) -> sympy.Eq:
+    """``Eq(lhs, rhs)`` unevaluated: always an equation (sympy's stubs allow any relation,
+    or True/False, which only evaluation gives)."""
+    return cast(sympy.Eq, sympy.Eq(lhs, rhs, evaluate=False))
 
 
 def _rounded(expr: Any, digits: int | None) -> Any:

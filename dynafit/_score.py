@@ -126,7 +126,7 @@ _Future = tuple[np.ndarray, np.ndarray]
 
 
 def _held_out(
-    traj: Trajectory, horizon: float | None, forecast: Trajectory | None, names: Sequence[str]
+    traj: Trajectory, horizon: float | None, forecast: Trajectory | None, names: tuple[str, ...]
 ) -> tuple[Trajectory, _Future | None]:
     """The window scored and the held-out future ``(t, x)``: the last ``horizon`` time
     units of ``traj``, or ``forecast`` (a continuation of ``traj``), or None."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -198,7 +198,7 @@ def _survivor_row(r: int, method: str, pred: list[str], act: list[str]) -> dict[
 
 def _top(values: np.ndarray, names: Sequence[str], k: int) -> list[str]:
     order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")[:k]
-    return [names[i] for i in sorted(order)]
+    return [names[int(i)] for i in sorted(order)]
 
 
 def _number(v: Any, what: str) -> float:
@@ -317,8 +317,7 @@ def _window_rows(
         t0 = time.perf_counter()
         model = _fit_candidate(spec, win)
         seconds = time.perf_counter() - t0
-        table = compare_survivors(model, run, end, t=W, model_state=model_state)
-        table = table.set_index("method")
+        table = _by_method(compare_survivors(model, run, end, t=W, model_state=model_state))
         inside = float(np.mean(model.score(_fitted_span(model, win))["rollout_r2"]))
         row = _survivor_summary(r, W, name, table, "model")
         rows.append(
@@ -331,27 +330,33 @@ def _window_rows(
         )
         say(
             f"run {r} window 0..{W:g} {name}: survivors "
-            f"{table.loc['model', 'predicted'] or '-'} (actual "
-            f"{table.loc['model', 'actual']}), F1 {row['f1']:.2f}, "
+            f"{table['model']['predicted'] or '-'} (actual "
+            f"{table['model']['actual']}), F1 {row['f1']:.2f}, "
             f"rollout R^2 {inside:.3f}, {seconds:.1f} s"
         )
     assert table is not None  # candidates is never empty
     return rows + [_survivor_summary(r, W, label, table, m) for m, label in _BASELINES]
 
 
+def _by_method(table: pd.DataFrame) -> dict[str, dict[Hashable, Any]]:
+    """The rows of one run's :func:`compare_survivors` table by method."""
+    return {str(row["method"]): row for row in table.to_dict("records")}
+
+
 def _survivor_summary(
-    r: int, W: float, label: str, table: pd.DataFrame, method: str
+    r: int, W: float, label: str, table: dict[str, dict[Hashable, Any]], method: str
 ) -> dict[str, Any]:
-    """One method's row of ``table`` (compare_survivors' output, indexed by method)."""
+    """One method's row of ``table`` (:func:`_by_method` of compare_survivors' output)."""
+    row = table[method]
     return {
         "run": r,
         "window": W,
         "candidate": label,
-        "predicted": table.loc[method, "predicted"],
-        "n_predicted": int(table.loc[method, "n_predicted"]),
-        "n_actual": int(table.loc[method, "n_actual"]),
-        "count_error": int(table.loc[method, "count_error"]),
-        "f1": float(table.loc[method, "f1"]),
+        "predicted": row["predicted"],
+        "n_predicted": int(row["n_predicted"]),
+        "n_actual": int(row["n_actual"]),
+        "count_error": int(row["count_error"]),
+        "f1": float(row["f1"]),
     }
 
 

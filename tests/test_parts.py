@@ -34,7 +34,7 @@ def lin():
         (lambda: parts.STLSQ(weighting="odd"), "weighting must be"),
         (lambda: parts.SR3(nu=0.0), "nu must be a number > 0"),
         (lambda: parts.Ensemble(n_models=1), "n_models must be an int >= 2"),
-        (lambda: parts.SharedRate(als_iter=0), "als_iter must be a positive int"),
+        (lambda: parts.SharedRate(als_iter=0), "als_iter must be an int >= 1"),
         (lambda: parts.HeldOut(fraction=1.5), "holdout must be in"),
         (lambda: parts.HeldOut(rollout_slack=-1), "rollout_slack must be"),
         (lambda: parts.HeldOut(thresholds=[]), "thresholds must be a non-empty"),

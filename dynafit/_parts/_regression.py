@@ -11,8 +11,7 @@ the weighting of the rows.
 from __future__ import annotations
 
 import enum
-import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import numpy as np
@@ -40,13 +39,16 @@ class Weighting(enum.Enum):
 
 
 def _positive_int(name: str, value: Any, least: int = 1) -> None:
+    """An int (not a bool) of at least ``least``, else a ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
         raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
-def _non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+def _number(name: str, value: Any, *, positive: bool = False) -> None:
+    """A number (not a bool) >= 0, or > 0 when ``positive``, else a ``ValueError``."""
+    is_number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (is_number and (value > 0 if positive else value >= 0)):
+        raise ValueError(f"{name} must be a number {'>' if positive else '>='} 0, got {value!r}")
 
 
 def _formulation(value: Any) -> Formulation | None:
@@ -77,7 +79,13 @@ class AbstractSparseRegression(eqx.Module):
 
     __repr__ = describe
 
-    # every final part has the fields alpha, max_iter, formulation, weighting, seed
+    if TYPE_CHECKING:  # every final part has these fields, each in its own order (the
+        # order of positional arguments), which fields declared here would change
+        alpha: float
+        max_iter: int
+        formulation: Formulation | None
+        weighting: Weighting
+        seed: int
 
     @property
     def name(self) -> str:
@@ -92,7 +100,7 @@ class AbstractSparseRegression(eqx.Module):
         return {"optimizer": self.name, "alpha": self.alpha, "max_iter": self.max_iter}
 
     def _check(self) -> None:
-        _non_negative("alpha", self.alpha)
+        _number("alpha", self.alpha)
         _positive_int("max_iter", self.max_iter)
         _positive_int("seed", self.seed, least=0)
 
@@ -128,8 +136,7 @@ class SR3(AbstractSparseRegression):
 
     def __check_init__(self):
         self._check()
-        if isinstance(self.nu, bool) or not isinstance(self.nu, (int, float)) or not self.nu > 0:
-            raise ValueError(f"nu must be a number > 0, got {self.nu!r}")
+        _number("nu", self.nu, positive=True)
 
     @property
     def name(self) -> str:
@@ -155,12 +162,7 @@ class Ensemble(AbstractSparseRegression):
 
     def __check_init__(self):
         self._check()
-        if (
-            isinstance(self.n_models, bool)
-            or not isinstance(self.n_models, (int, np.integer))
-            or self.n_models < 2
-        ):
-            raise ValueError(f"n_models must be an int >= 2, got {self.n_models!r}")
+        _positive_int("n_models", self.n_models, least=2)
 
     @property
     def name(self) -> str:
@@ -186,9 +188,7 @@ class SharedRate(eqx.Module):
     competitive: bool | None = None
 
     def __check_init__(self):
-        als = self.als_iter
-        if isinstance(als, bool) or not isinstance(als, (int, np.integer)) or als < 1:
-            raise ValueError(f"als_iter must be a positive int, got {als!r}")
+        _positive_int("als_iter", self.als_iter)
         if self.competitive is not None and not isinstance(self.competitive, bool):
             raise ValueError(f"competitive must be True, False or None, got {self.competitive!r}")
 
@@ -219,10 +219,3 @@ def regression_part(
         f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)} or pass a "
         "dynafit.parts regression part"
     )
-
-
-def _finite_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")

@@ -33,10 +33,8 @@ def rollout_quality(
     R = x.shape[0]
     keys: dict[bytes, int] = {}
     which = np.array([keys.setdefault(xi.tobytes(), len(keys)) for xi in fits])
-    uniq = [None] * len(keys)
-    for xi, k in zip(fits, which):
-        uniq[k] = xi
-    xis = np.repeat(np.stack(uniq), R, axis=0)  # (U * R, m, n)
+    uniq = {int(k): xi for xi, k in zip(fits, which)}
+    xis = np.repeat(np.stack([uniq[k] for k in range(len(uniq))]), R, axis=0)  # (U * R, m, n)
     x0 = np.tile(x[:, 0, :], (len(uniq), 1))
     n = xis.shape[0]
     pad = pow2_padding(n)
@@ -61,6 +59,6 @@ def rollout_quality(
     with np.errstate(all="ignore"):
         mse = ((ys - data[None]) ** 2).mean(axis=2)  # (U, R, m)
         r2 = (1.0 - mse / var).mean(axis=(1, 2))
-    finite = ok.all(axis=1)
+    finite = np.asarray(ok.all(axis=1))
     r2 = np.where(finite & np.isfinite(r2), r2, -np.inf)
     return finite[which], r2[which]

@@ -72,6 +72,7 @@ def _with_formulation(stages: Stages, formulation: Formulation, check_rollout=No
     regression = dataclasses.replace(stages.regression, formulation=formulation)
     selection = stages.selection
     if check_rollout is not None:
+        assert isinstance(selection, HeldOut)  # only the held-out rule screens rollouts
         selection = dataclasses.replace(selection, check_rollout=check_rollout)
     return dataclasses.replace(stages, regression=regression, selection=selection)
 
@@ -151,6 +152,7 @@ def _record(
     """What ``model.options`` records of the parts used."""
     regression, selection = stages.regression, stages.selection
     assert isinstance(regression, AbstractSparseRegression) and selection is not None
+    assert regression.formulation is not None  # set by _with_formulation
     requested = stages.derivative.label
     record: dict[str, Any] = {
         "regression": regression.formulation.value,

@@ -204,9 +204,7 @@ def summarize_coefficients(
     return {k: np.nan_to_num(v, nan=0.0) for k, v in out.items()}
 
 
-def plot_inclusion(
-    model: Model, *, ax: Axes | None = None, annotate: bool | None = None
-) -> Figure:
+def plot_inclusion(model: Model, *, ax: Axes | None = None, annotate: bool | None = None) -> Figure:
     """The coefficient matrix as a heatmap of inclusion probabilities (rows: equations,
     columns: library terms), each cell annotated with the coefficient (when small enough
     to read). Without ensemble information, the support (1 where non-zero). Returns the

@@ -105,9 +105,10 @@ def _solved(memo: dict, kind: str, support: np.ndarray, target: np.ndarray, solv
     rows = np.concatenate(
         [tag, target.astype("<u4")[:, None].view(np.uint8), np.packbits(support, axis=1)], axis=1
     )
-    keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel().tolist()
+    rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+    keys: list[bytes] = list(rows.tolist())
     first: dict[bytes, int] = {}
-    for p, (key, some) in enumerate(zip(keys, support.any(axis=1).tolist())):
+    for p, (key, some) in enumerate(zip(keys, list(np.atleast_1d(support.any(axis=1))))):
         if some and key not in memo and key not in first:
             first[key] = p
     if first:

@@ -251,7 +251,7 @@ def _chosen_index(sweep: pd.DataFrame, model: Any, tcol: str) -> int | None:
 def plot_leaderboard(board: pd.DataFrame, by: str | None = None) -> Figure:
     """A bar per leaderboard row (family and variant) of the ranking criterion, best on top;
     diverged and not-applicable rows are labelled instead of drawn."""
-    by = by or board.attrs.get("by", "bic")
+    by = by or str(board.attrs.get("by", "bic"))
     labels, values, notes = [], [], []
     for _, row in board.iterrows():
         variant = row.get("variant", "sindy")

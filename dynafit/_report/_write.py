@@ -108,7 +108,7 @@ def table_for_csv(board: pd.DataFrame) -> pd.DataFrame:
     return board.drop(columns=["model"], errors="ignore")
 
 
-def _label(row: Mapping[str, Any]) -> str:
+def _label(row: Mapping[str, Any] | pd.Series) -> str:
     variant = row.get("variant", "sindy")
     return str(row["family"]) + ("" if variant in ("sindy", None) else f"_{variant}")
 
@@ -202,7 +202,7 @@ def write_report(
     same config rewrites the folder, a different one is refused unless ``overwrite``.
     """
     out = Path(out)
-    config = to_jsonable(dict(config or {}))
+    config = dict(to_jsonable(dict(config or {})))
     folder = _claim(out, config, overwrite)
     owned = set(folder.owned)
     by = board.attrs.get("by", "bic")

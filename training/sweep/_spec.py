@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from dynafit.internal import CHECKPOINTS as CHECKPOINTS
