@@ -316,92 +316,18 @@ class Model:
     @classmethod
     def from_dict(cls, data: Any, source: str = "model") -> Model:
         """Rebuild from :meth:`to_dict` data; anything malformed is a ``ValueError``."""
-        if not isinstance(data, dict) or data.get("schema") != MODEL_SCHEMA:
-            got = data.get("schema") if isinstance(data, dict) else type(data).__name__
-            raise ValueError(
-                f"{source}: not a dynafit model (schema {got!r}, expected {MODEL_SCHEMA!r})"
-            )
-        try:
-            name = data["family"]
-            names = data["names"]
-            term_exp = data["terms"]
-            pref_exp = data["prefactors"]
-            coefs = data["coefficients"]
-            options = data.get("options", {})
-            params = data.get("family_params", {})
-        except KeyError as err:
-            raise ValueError(f"{source}: dynafit model file lacks {err}") from None
-        if (
-            not isinstance(name, str)
-            or not isinstance(names, list)
-            or not all(isinstance(n, str) for n in names)
-        ):
-            raise ValueError(f"{source}: 'family' must be a string and 'names' a list of strings")
+        name, names, term_exp, pref_exp, options, params = _model_fields(data, source)
         m = len(names)
-
-        def exps(rows: Any, what: str, width: int = m) -> list[Any]:
-            # each entry: a monomial's exponent list, or a term tree (families/_tree.py)
-            if not isinstance(rows, list) or not all(
-                isinstance(r, dict)
-                or (
-                    isinstance(r, list)
-                    and len(r) == width
-                    and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in r)
-                )
-                for r in rows
-            ):
-                raise ValueError(
-                    f"{source}: {what!r} must be lists of {width} non-negative ints or term trees"
-                )
-            return rows
-
         shared = _shared_from_data(data.get("shared", []), m, names, source)
-        term_exp = exps(term_exp, "terms", m + len(shared))
-        pref_exp = exps(pref_exp, "prefactors")
+        term_exp = _exponents(term_exp, "terms", m + len(shared), source)
+        pref_exp = _exponents(pref_exp, "prefactors", m, source)
         if len(pref_exp) != m:
             raise ValueError(f"{source}: expected {m} prefactors, got {len(pref_exp)}")
-        if not isinstance(options, dict) or not isinstance(params, dict):
-            raise ValueError(f"{source}: 'options' and 'family_params' must be objects")
         try:
-            xi = np.array(coefs, dtype=np.float64)
+            xi = np.array(data["coefficients"], dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(f"{source}: coefficients are not a numeric matrix") from None
-        z = canonical_symbols(m)
-        over = (*z, *(sympy.Symbol(n) for n, _ in shared))
-        want_terms = tuple(
-            _term_from_data(e, over, f"{source}: terms[{k}]") for k, e in enumerate(term_exp)
-        )
-        want_prefs = tuple(
-            _term_from_data(e, z, f"{source}: prefactors[{k}]") for k, e in enumerate(pref_exp)
-        )
-        trees = any(isinstance(e, dict) for e in (*term_exp, *pref_exp))
-        family: AbstractFamily | None = None
-        if name in family_names():
-            try:
-                candidate = type(get_family(name))(**params)
-                same = (
-                    tuple(candidate.terms(z)) == want_terms
-                    and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)]
-                    == shared
-                    and tuple(candidate.prefactors(z)) == want_prefs
-                )
-            except (TypeError, ValueError):
-                same = False
-            if same:
-                family = candidate
-        if family is None and trees:
-            if shared:
-                raise ValueError(f"{source}: term trees with shared quantities are not supported")
-            positive = params.get("positive", False)
-            family = Library(
-                want_terms,
-                z,
-                prefactors=None if all(p == 1 for p in want_prefs) else want_prefs,
-                name=name or "library",
-                positive=positive is True,
-            )
-        if family is None:
-            family = MonomialFamily(name, term_exp, pref_exp, shared or None)
+        family = _family_from_data(name, params, m, term_exp, pref_exp, shared, source)
         sweep = None
         if "sweep" in data:
             try:
@@ -412,6 +338,95 @@ class Model:
             return cls(family, names, xi, options, sweep)
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
+
+
+def _model_fields(data: Any, source: str) -> tuple[str, list[str], Any, Any, dict, dict]:
+    """A model file's family name, variable names, terms, prefactors, options and family
+    parameters, checked for their kinds (the coefficients are read by the caller)."""
+    if not isinstance(data, dict) or data.get("schema") != MODEL_SCHEMA:
+        got = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(
+            f"{source}: not a dynafit model (schema {got!r}, expected {MODEL_SCHEMA!r})"
+        )
+    missing = [
+        k for k in ("family", "names", "terms", "prefactors", "coefficients") if k not in data
+    ]
+    if missing:
+        raise ValueError(f"{source}: dynafit model file lacks {missing[0]!r}")
+    name, names = data["family"], data["names"]
+    options, params = data.get("options", {}), data.get("family_params", {})
+    if (
+        not isinstance(name, str)
+        or not isinstance(names, list)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(f"{source}: 'family' must be a string and 'names' a list of strings")
+    if not isinstance(options, dict) or not isinstance(params, dict):
+        raise ValueError(f"{source}: 'options' and 'family_params' must be objects")
+    return name, names, data["terms"], data["prefactors"], options, params
+
+
+def _exponents(rows: Any, what: str, width: int, source: str) -> list[Any]:
+    """Each entry: a monomial's exponent list (``width`` non-negative ints), or a term
+    tree (``families/_tree.py``)."""
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict)
+        or (
+            isinstance(r, list)
+            and len(r) == width
+            and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in r)
+        )
+        for r in rows
+    ):
+        raise ValueError(
+            f"{source}: {what!r} must be lists of {width} non-negative ints or term trees"
+        )
+    return rows
+
+
+def _family_from_data(
+    name: str,
+    params: dict[str, Any],
+    m: int,
+    term_exp: list[Any],
+    pref_exp: list[Any],
+    shared: list,
+    source: str,
+) -> AbstractFamily:
+    """The family a model file describes: the registered family of that name where its
+    terms are the file's, else a ``Library`` of the file's term trees, else a
+    ``MonomialFamily`` of its exponents."""
+    z = canonical_symbols(m)
+    over = (*z, *(sympy.Symbol(n) for n, _ in shared))
+    want_terms = tuple(
+        _term_from_data(e, over, f"{source}: terms[{k}]") for k, e in enumerate(term_exp)
+    )
+    want_prefs = tuple(
+        _term_from_data(e, z, f"{source}: prefactors[{k}]") for k, e in enumerate(pref_exp)
+    )
+    if name in family_names():
+        try:
+            candidate = type(get_family(name))(**params)
+            same = (
+                tuple(candidate.terms(z)) == want_terms
+                and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)] == shared
+                and tuple(candidate.prefactors(z)) == want_prefs
+            )
+        except (TypeError, ValueError):
+            same = False
+        if same:
+            return candidate
+    if any(isinstance(e, dict) for e in (*term_exp, *pref_exp)):
+        if shared:
+            raise ValueError(f"{source}: term trees with shared quantities are not supported")
+        return Library(
+            want_terms,
+            z,
+            prefactors=None if all(p == 1 for p in want_prefs) else want_prefs,
+            name=name or "library",
+            positive=params.get("positive", False) is True,
+        )
+    return MonomialFamily(name, term_exp, pref_exp, shared or None)
 
 
 def term_data(expr: Any, symbols: Sequence[sympy.Symbol]) -> Any:

@@ -52,65 +52,9 @@ class Trajectory:
         meta: Mapping[str, Any] | None = None,
         aux: Mapping[str, Any] | None = None,
     ):
-        t = np.asarray(t)
-        x = np.asarray(x)
-        if t.ndim != 1:
-            raise ValueError(f"t must be one-dimensional (T,), got shape {t.shape}")
-        if not np.issubdtype(t.dtype, np.number) or not np.issubdtype(x.dtype, np.number):
-            raise ValueError("t and x must be numeric arrays")
-        if x.ndim not in (2, 3):
-            raise ValueError(
-                f"x must have shape (T, m) for one run or (R, T, m) for a batch, got {x.shape}"
-            )
-        if x.shape[-2] != t.shape[0]:
-            raise ValueError(
-                f"t and x disagree: t has {t.shape[0]} points but x has {x.shape[-2]} "
-                f"along its time axis (x shape {x.shape})"
-            )
-        if t.shape[0] < 2:
-            raise ValueError(f"a trajectory needs at least 2 time points, got {t.shape[0]}")
-        if x.shape[-1] < 1:
-            raise ValueError("x has no variables (its last axis is empty)")
-        if not np.all(np.isfinite(t)):
-            raise ValueError("t contains NaN or inf")
-        if np.any(np.diff(t) <= 0):
-            bad = int(np.argmax(np.diff(t) <= 0))
-            raise ValueError(
-                f"t must be strictly increasing; t[{bad}]={t[bad]} >= t[{bad + 1}]={t[bad + 1]}"
-            )
-        if not np.all(np.isfinite(x)):
-            idx = np.argwhere(~np.isfinite(x))[0]
-            raise ValueError(
-                f"x contains NaN or inf (first at index {tuple(int(i) for i in idx)}); "
-                "clean or window the data before fitting"
-            )
-        if not np.issubdtype(x.dtype, np.floating):
-            x = x.astype(np.float64)
-        if not np.issubdtype(t.dtype, np.floating):
-            t = t.astype(np.float64)
-        m = x.shape[-1]
-        if names is None:
-            names = tuple(f"x{i}" for i in range(m))
-        else:
-            names = tuple(str(n) for n in names)
-        if len(names) != m:
-            raise ValueError(f"got {len(names)} names for {m} variables")
-        if len(set(names)) != m:
-            raise ValueError(f"variable names must be unique, got {names}")
-        for n in names:
-            if not n.isidentifier():
-                raise ValueError(f"variable name {n!r} is not a valid identifier")
-        meta = {} if meta is None else dict(meta)
-        try:
-            meta = cast("dict[str, Any]", to_jsonable(meta))
-        except TypeError as err:
-            raise ValueError(f"meta must be JSON-serialisable: {err}") from None
-        if x.ndim == 3 and "runs" in meta:
-            runs = meta["runs"]
-            if not isinstance(runs, list) or len(runs) != x.shape[0]:
-                raise ValueError(
-                    f'meta["runs"] must be a list of {x.shape[0]} per-run dicts for a batch'
-                )
+        t, x = _checked_arrays(np.asarray(t), np.asarray(x))
+        names = _checked_names(names, x.shape[-1])
+        meta = _checked_meta(meta, x)
         aux_checked: dict[str, np.ndarray] = {}
         for key, value in (aux or {}).items():
             value = np.asarray(value)
@@ -351,3 +295,78 @@ def circle_signals(
         raise ValueError(f"p (the second-to-last axis) must be odd and >= 3, got {p}")
     spectrum = xp.fft.fft(embeddings, axis=-2)[..., : (p - 1) // 2 + 1, :]
     return xp.sqrt(xp.sum(xp.real(spectrum) ** 2 + xp.imag(spectrum) ** 2, axis=-1))
+
+
+def _checked_arrays(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``t`` (T,) and ``x`` (T, m) or (R, T, m) checked (shapes, finite, t increasing),
+    as floats."""
+    if t.ndim != 1:
+        raise ValueError(f"t must be one-dimensional (T,), got shape {t.shape}")
+    if not np.issubdtype(t.dtype, np.number) or not np.issubdtype(x.dtype, np.number):
+        raise ValueError("t and x must be numeric arrays")
+    if x.ndim not in (2, 3):
+        raise ValueError(
+            f"x must have shape (T, m) for one run or (R, T, m) for a batch, got {x.shape}"
+        )
+    if x.shape[-2] != t.shape[0]:
+        raise ValueError(
+            f"t and x disagree: t has {t.shape[0]} points but x has {x.shape[-2]} "
+            f"along its time axis (x shape {x.shape})"
+        )
+    if t.shape[0] < 2:
+        raise ValueError(f"a trajectory needs at least 2 time points, got {t.shape[0]}")
+    if x.shape[-1] < 1:
+        raise ValueError("x has no variables (its last axis is empty)")
+    _check_values(t, x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if not np.issubdtype(t.dtype, np.floating):
+        t = t.astype(np.float64)
+    return t, x
+
+
+def _check_values(t: np.ndarray, x: np.ndarray) -> None:
+    """Finite ``t`` and ``x``, ``t`` strictly increasing."""
+    if not np.all(np.isfinite(t)):
+        raise ValueError("t contains NaN or inf")
+    if np.any(np.diff(t) <= 0):
+        bad = int(np.argmax(np.diff(t) <= 0))
+        raise ValueError(
+            f"t must be strictly increasing; t[{bad}]={t[bad]} >= t[{bad + 1}]={t[bad + 1]}"
+        )
+    if not np.all(np.isfinite(x)):
+        idx = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(
+            f"x contains NaN or inf (first at index {tuple(int(i) for i in idx)}); "
+            "clean or window the data before fitting"
+        )
+
+
+def _checked_names(names: Sequence[str] | None, m: int) -> tuple[str, ...]:
+    """``m`` unique identifiers (default x0, x1, ...)."""
+    if names is None:
+        return tuple(f"x{i}" for i in range(m))
+    names = tuple(str(n) for n in names)
+    if len(names) != m:
+        raise ValueError(f"got {len(names)} names for {m} variables")
+    if len(set(names)) != m:
+        raise ValueError(f"variable names must be unique, got {names}")
+    for n in names:
+        if not n.isidentifier():
+            raise ValueError(f"variable name {n!r} is not a valid identifier")
+    return names
+
+
+def _checked_meta(meta: Mapping[str, Any] | None, x: np.ndarray) -> dict[str, Any]:
+    """``meta`` as JSON-ready data; a batch's ``"runs"`` one dict per run."""
+    try:
+        out = cast("dict[str, Any]", to_jsonable({} if meta is None else dict(meta)))
+    except TypeError as err:
+        raise ValueError(f"meta must be JSON-serialisable: {err}") from None
+    if x.ndim == 3 and "runs" in out:
+        runs = out["runs"]
+        if not isinstance(runs, list) or len(runs) != x.shape[0]:
+            raise ValueError(
+                f'meta["runs"] must be a list of {x.shape[0]} per-run dicts for a batch'
+            )
+    return out
