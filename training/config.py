@@ -88,6 +88,26 @@ class TrainConfig:
     # ------------------------------------------------------------ validation
     def validate(self) -> TrainConfig:
         """Raise a ``ValueError`` naming the first bad field; return self when all is well."""
+        self._check_task()
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        for name in ("embed_seed", "mlp_seed", "split_seed"):
+            value = getattr(self, name)
+            if value is not None:
+                _int(value, name, lo=0)
+        _bool(self.freeze_embedding, "freeze_embedding")
+        self._check_scaling()
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise ValueError(
+                f"matmul_precision must be one of {MATMUL_PRECISIONS}, got "
+                f"{self.matmul_precision!r}"
+            )
+        _bool(self.snapshot_params, "snapshot_params")
+        self._check_schedule()
+        return self
+
+    def _check_task(self) -> None:
+        """The task and the optimiser: p, dim, hidden, steps, lr, wd, frac."""
         _int(self.p, "p", lo=3)
         if self.p % 2 == 0:
             raise ValueError(f"p must be odd (the circles are k = 1..(p-1)/2), got {self.p}")
@@ -110,16 +130,9 @@ class TrainConfig:
                 f"frac={self.frac} with p={self.p} leaves {n_train} of {n_pairs} pairs for "
                 "training; both the train and the test set need at least one pair"
             )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
-        for name in ("embed_seed", "mlp_seed", "split_seed"):
-            value = getattr(self, name)
-            if value is not None:
-                _int(value, name, lo=0)
-        if not isinstance(self.freeze_embedding, bool):
-            raise ValueError(
-                f"freeze_embedding must be true or false, got {self.freeze_embedding!r}"
-            )
+
+    def _check_scaling(self) -> None:
+        """The frequencies scaled at initialisation and the factor."""
         m = (self.p - 1) // 2
         for k in self.scale_freqs:
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= m:
@@ -129,13 +142,9 @@ class TrainConfig:
         if len(set(self.scale_freqs)) != len(self.scale_freqs):
             raise ValueError(f"scale_freqs lists a frequency twice: {list(self.scale_freqs)}")
         _float(self.scale_factor, "scale_factor")
-        if self.matmul_precision not in MATMUL_PRECISIONS:
-            raise ValueError(
-                f"matmul_precision must be one of {MATMUL_PRECISIONS}, got "
-                f"{self.matmul_precision!r}"
-            )
-        if not isinstance(self.snapshot_params, bool):
-            raise ValueError(f"snapshot_params must be true or false, got {self.snapshot_params!r}")
+
+    def _check_schedule(self) -> None:
+        """Snapshots, scan chunks and checkpoints: each interval a multiple of the other."""
         _int(self.snapshot_every, "snapshot_every", lo=0)
         _int(self.chunk, "chunk", lo=1)
         _int(self.checkpoint_every, "checkpoint_every", lo=1)
@@ -154,7 +163,6 @@ class TrainConfig:
                 f"snapshot_params needs snapshot_every to be a multiple of chunk ({self.chunk}), "
                 f"got {n}"
             )
-        return self
 
     # --------------------------------------------------------------- derived
     @property
@@ -224,6 +232,11 @@ def _int(value: Any, name: str, lo: int) -> None:
         raise ValueError(f"{name} must be >= {lo}, got {value}")
 
 
+def _bool(value: Any, name: str) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 def _float(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -233,6 +246,27 @@ def _float(value: Any, name: str) -> None:
 
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _ONE = re.compile(r"^\s*(\d+)\s*$")
+
+
+def _seeds_from_text(spec: str) -> list[int]:
+    """The seeds of ``"0-7"``, ``"0,3,5"``, ``"4"`` or a comma list of those."""
+    if not spec.strip():
+        raise ValueError("seeds: empty; give a range '0-7', a list '0,3,5' or one seed '4'")
+    seeds: list[int] = []
+    for item in spec.split(","):
+        if m := _RANGE.match(item):
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise ValueError(f"seeds: range {item.strip()!r} runs backwards")
+            seeds.extend(range(lo, hi + 1))
+        elif m := _ONE.match(item):
+            seeds.append(int(m.group(1)))
+        else:
+            raise ValueError(
+                f"seeds: cannot read {item.strip()!r} in {spec!r}; give a range '0-7', "
+                "a list '0,3,5' or one seed '4' (non-negative integers)"
+            )
+    return seeds
 
 
 def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
@@ -247,22 +281,7 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
     if isinstance(spec, int):
         seeds = [spec]
     elif isinstance(spec, str):
-        if not spec.strip():
-            raise ValueError("seeds: empty; give a range '0-7', a list '0,3,5' or one seed '4'")
-        seeds = []
-        for item in spec.split(","):
-            if m := _RANGE.match(item):
-                lo, hi = int(m.group(1)), int(m.group(2))
-                if hi < lo:
-                    raise ValueError(f"seeds: range {item.strip()!r} runs backwards")
-                seeds.extend(range(lo, hi + 1))
-            elif m := _ONE.match(item):
-                seeds.append(int(m.group(1)))
-            else:
-                raise ValueError(
-                    f"seeds: cannot read {item.strip()!r} in {spec!r}; give a range '0-7', "
-                    "a list '0,3,5' or one seed '4' (non-negative integers)"
-                )
+        seeds = _seeds_from_text(spec)
     else:
         try:
             seeds = list(spec)
@@ -271,6 +290,12 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, int):
                 raise ValueError(f"seeds must be integers, got {s!r}")
+    _check_seeds(seeds)
+    return seeds
+
+
+def _check_seeds(seeds: list[int]) -> None:
+    """At least one seed, each in 0..2**31 - 1 and listed once."""
     if not seeds:
         raise ValueError("seeds: no seeds given")
     for s in seeds:
@@ -281,7 +306,6 @@ def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
     dup = sorted({s for s in seeds if seeds.count(s) > 1})
     if dup:
         raise ValueError(f"seeds: {dup} listed more than once")
-    return seeds
 
 
 def read_toml(path: str | os.PathLike, what: str = "spec") -> dict[str, Any]:

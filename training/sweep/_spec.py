@@ -9,7 +9,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dynafit.internal import CHECKPOINTS as CHECKPOINTS
@@ -140,8 +140,49 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> SweepSpec:
         )
 
     fixed = {k: _normalise(k, v) for k, v in data.items() if k in _FIELDS}
+    grid = _parse_grid(data.get("grid", {}), fixed, bad)
 
-    grid_raw = data.get("grid", {})
+    if "seeds" not in data:
+        raise bad('no seeds; add for example seeds = "0-7" (a range, a list "0,3,5" or an int)')
+    try:
+        seeds = tuple(parse_seeds(data["seeds"]))
+    except ValueError as err:
+        raise bad(str(err)) from None
+
+    block_size = data.get("block_size")
+    if block_size is not None and (
+        isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
+    ):
+        raise bad(f"block_size must be an integer >= 1, got {block_size!r}")
+
+    spec = SweepSpec(fixed, grid, seeds, block_size, source)
+    _check_points(fixed, grid, bad)
+    return spec
+
+
+def _check_points(
+    fixed: Mapping[str, Any],
+    grid: Mapping[str, tuple[Any, ...]],
+    bad: Callable[[str], ValueError],
+) -> None:
+    """Every grid point a valid trainer config; the first that is not names itself."""
+    for values in itertools.product(*grid.values()) if grid else [()]:
+        point = dict(zip(grid, values))
+        try:
+            TrainConfig.from_dict({**fixed, **point}).validate()
+        except ValueError as err:
+            where = (
+                "at grid point " + ", ".join(f"{k}={_show(v)}" for k, v in point.items()) + ": "
+                if point
+                else ""
+            )
+            raise bad(f"{where}{err}") from None
+
+
+def _parse_grid(
+    grid_raw: Any, fixed: Mapping[str, Any], bad: Callable[[str], ValueError]
+) -> dict[str, tuple[Any, ...]]:
+    """``[grid]``: option -> its values (normalised, each listed once), in order."""
     if not isinstance(grid_raw, Mapping):
         raise bad("[grid] must be a table of option = [values, ...]")
     grid: dict[str, tuple[Any, ...]] = {}
@@ -158,33 +199,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> SweepSpec:
         if dup:
             raise bad(f"[grid] {key} lists {', '.join(dup)} more than once")
         grid[key] = norm
-
-    if "seeds" not in data:
-        raise bad('no seeds; add for example seeds = "0-7" (a range, a list "0,3,5" or an int)')
-    try:
-        seeds = tuple(parse_seeds(data["seeds"]))
-    except ValueError as err:
-        raise bad(str(err)) from None
-
-    block_size = data.get("block_size")
-    if block_size is not None and (
-        isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
-    ):
-        raise bad(f"block_size must be an integer >= 1, got {block_size!r}")
-
-    spec = SweepSpec(fixed, grid, seeds, block_size, source)
-    for values in itertools.product(*grid.values()) if grid else [()]:
-        point = dict(zip(grid, values))
-        try:
-            TrainConfig.from_dict({**fixed, **point}).validate()
-        except ValueError as err:
-            where = (
-                "at grid point " + ", ".join(f"{k}={_show(v)}" for k, v in point.items()) + ": "
-                if point
-                else ""
-            )
-            raise bad(f"{where}{err}") from None
-    return spec
+    return grid
 
 
 def _normalise(key: str, value: Any) -> Any:
