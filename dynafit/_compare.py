@@ -126,6 +126,24 @@ def _library_size(family: Any, m: int) -> int:
     return int(get_family(family).library_size(m))
 
 
+def _check_ranking(by: str, score_kw: Mapping[str, Any]) -> None:
+    """``by`` names a score column; a forecast score needs a horizon or a forecast."""
+    if by not in (*SCORE_COLUMNS, *FORECAST_COLUMNS):
+        raise ValueError(
+            f"cannot rank by {by!r}; choose one of {[*SCORE_COLUMNS, *FORECAST_COLUMNS]}"
+        )
+    if by.startswith("forecast") and not score_kw:
+        raise ValueError(f"ranking by {by!r} needs horizon= or forecast=")
+
+
+def not_applicable_row(name: str, family: Any, why: str, m: int) -> dict[str, Any]:
+    """The leaderboard row of a family that cannot apply to the data (status
+    ``"not applicable: <why>"``, no model), with its library size for ``m`` variables."""
+    row = _unavailable_row(name, "sindy", f"not applicable: {why}")
+    row["n_library"] = _library_size(family, m)
+    return row
+
+
 def compare(
     traj: Trajectory,
     families: Sequence[str | AbstractFamily] | str = DEFAULT_FAMILIES,
@@ -179,31 +197,19 @@ def compare(
     if not isinstance(traj, Trajectory):
         raise ValueError(f"compare needs a dynafit.Trajectory, got {type(traj).__name__}")
     auto = isinstance(families, str) and families.strip().lower() == "auto"
-    if auto:
-        families, names = auto_families(traj)
-    else:
-        families, names = _family_list(families, "compare")
-    if generalize is None:
-        generalize = auto
+    families, names = auto_families(traj) if auto else _family_list(families, "compare")
+    generalize = auto if generalize is None else generalize
     if not isinstance(generalize, bool):
         raise ValueError(f"generalize must be True, False or None, got {generalize!r}")
     score_kw = _score_kw(horizon, forecast)
-    if by not in (*SCORE_COLUMNS, *FORECAST_COLUMNS):
-        raise ValueError(
-            f"cannot rank by {by!r}; choose one of {[*SCORE_COLUMNS, *FORECAST_COLUMNS]}"
-        )
-    if by.startswith("forecast") and not score_kw:
-        raise ValueError(f"ranking by {by!r} needs horizon= or forecast=")
-    refine_fn = refine_model if refine else None
+    _check_ranking(by, score_kw)
     train = split_horizon(traj, horizon) if horizon is not None else traj
     fit = _fitter(ensemble)
     rows: list[dict[str, Any]] = []
     for family, name in zip(families, names):
         why = _not_applicable(traj, family)
         if why is not None:
-            row = _unavailable_row(name, "sindy", f"not applicable: {why}")
-            row["n_library"] = _library_size(family, traj.n_vars)
-            rows.append(row)
+            rows.append(not_applicable_row(name, family, why, traj.n_vars))
             continue
         model = fit(train, family=family, **fit_options)
         rows.append(_model_row(name, "sindy", model, _pooled_score(model, traj, score_kw)))
@@ -211,8 +217,10 @@ def compare(
             rows[-1]["n_library"] = _library_size(family, traj.n_vars)
         if generalize:
             rows[-1].update(generalization(train, family, fit, model, **fit_options))
-        if refine_fn is not None:
-            rows.append(_refined_row(refine_fn, train, traj, name, model, score_kw, refine_options))
+        if refine:
+            rows.append(
+                _refined_row(refine_model, train, traj, name, model, score_kw, refine_options)
+            )
     if stable:
         rows.append(_stable_row(train, traj, score_kw, stable_options))
     board = pd.DataFrame(rows)

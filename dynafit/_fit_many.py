@@ -14,16 +14,15 @@ from ._board import (
     DEFAULT_FAMILIES,
     _columns,
     _model_row,
-    _unavailable_row,
     equations_text,
     family_name,
 )
 from ._compare import (
     _family_list,
     _fitter,
-    _library_size,
     _not_applicable,
     _score_kw,
+    not_applicable_row,
     split_horizon,
 )
 from ._executors import Mapper
@@ -71,9 +70,7 @@ def _fit_one_run(
         name = family_name(family)
         why = _not_applicable(run, family)
         if why is not None:
-            row = _unavailable_row(name, "sindy", f"not applicable: {why}")
-            row["n_library"] = _library_size(family, run.n_vars)
-            rows.append({"run": i, **row})
+            rows.append({"run": i, **not_applicable_row(name, family, why, run.n_vars)})
         else:
             model = fit(run, family=family, **options)
             rows.append(

@@ -34,6 +34,44 @@ from .._trajectory import Trajectory
 from ..families._base import AbstractFamily, get_family
 
 
+def _check_ensemble(
+    n_models: Any,
+    level: Any,
+    sample_fraction: Any,
+    drop_terms: Any,
+    aggregate: Any,
+    fit_options: dict[str, Any],
+) -> None:
+    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)):
+        raise ValueError(f"n_models must be an int >= 2, got {n_models!r}")
+    if n_models < 2:
+        raise ValueError(f"an ensemble needs at least 2 models, got n_models={n_models}")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if not (isinstance(sample_fraction, (int, float)) and 0 < sample_fraction <= 1):
+        raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
+    if (
+        isinstance(drop_terms, bool)
+        or not isinstance(drop_terms, (int, np.integer))
+        or drop_terms < 0
+    ):
+        raise ValueError(f"drop_terms must be a non-negative int, got {drop_terms!r}")
+    if aggregate not in ("median", "mean", "base"):
+        raise ValueError(f"aggregate must be 'median', 'mean' or 'base', got {aggregate!r}")
+    if fit_options.get("optimizer", "stlsq") != "stlsq":
+        raise ValueError("fit_ensemble bags STLSQ fits; do not pass optimizer=")
+
+
+def _member_options(base: Model, fit_options: dict[str, Any]) -> dict[str, Any]:
+    """The members' regression options: they regress on the plain fit's own derivative
+    estimate (the method and order that "auto" resolved to, not the options as given)."""
+    opts = {**DEFAULT_OPTIONS, **{k: v for k, v in fit_options.items() if k in DEFAULT_OPTIONS}}
+    opts["order"] = int(base.options["order"])
+    if "window" in base.options:
+        opts["window"] = base.options["window"]
+    return opts
+
+
 def fit_ensemble(
     traj: Trajectory,
     family: str | AbstractFamily = "linear",
@@ -66,35 +104,10 @@ def fit_ensemble(
     - ``**fit_options``: passed to :func:`dynafit.fit` (derivative, threshold, ...). With
       an explicit ``threshold=`` every member uses it.
     """
-    if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)):
-        raise ValueError(f"n_models must be an int >= 2, got {n_models!r}")
-    if n_models < 2:
-        raise ValueError(f"an ensemble needs at least 2 models, got n_models={n_models}")
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if not (isinstance(sample_fraction, (int, float)) and 0 < sample_fraction <= 1):
-        raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
-    if (
-        isinstance(drop_terms, bool)
-        or not isinstance(drop_terms, (int, np.integer))
-        or drop_terms < 0
-    ):
-        raise ValueError(f"drop_terms must be a non-negative int, got {drop_terms!r}")
-    if aggregate not in ("median", "mean", "base"):
-        raise ValueError(f"aggregate must be 'median', 'mean' or 'base', got {aggregate!r}")
-    if fit_options.get("optimizer", "stlsq") != "stlsq":
-        raise ValueError("fit_ensemble bags STLSQ fits; do not pass optimizer=")
-
+    _check_ensemble(n_models, level, sample_fraction, drop_terms, aggregate, fit_options)
     base = fit(traj, family, **fit_options)
-    fam = get_family(family)
-    # the members regress on the plain fit's own derivative estimate: the method and
-    # order that "auto" resolved to, not the options as given
-    defaults = DEFAULT_OPTIONS
-    opts = {**defaults, **{k: v for k, v in fit_options.items() if k in defaults}}
-    opts["order"] = int(base.options["order"])
-    if "window" in base.options:
-        opts["window"] = base.options["window"]
-    data = _Data.build(traj, fam, recorded_method(base.options["derivative"]), opts)
+    opts = _member_options(base, fit_options)
+    data = _Data.build(traj, get_family(family), recorded_method(base.options["derivative"]), opts)
     threshold = float(base.options.get("threshold", 0.0))
     n_lib = data.n_lib
     if drop_terms >= n_lib:

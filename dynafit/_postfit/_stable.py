@@ -52,6 +52,15 @@ def _stable_xi(params: Any, aux: Any) -> jax.Array:
     return jnp.concatenate([b[:, None], A], axis=1)
 
 
+def _checked_rank(rank: Any, m: int) -> int:
+    """The number of principal components fitted (None: all ``m`` variables)."""
+    if rank is None:
+        return m
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= m:
+        raise ValueError(f"rank must be an int in 1..{m} (the number of variables), got {rank!r}")
+    return int(rank)
+
+
 def fit_stable(
     traj: Trajectory,
     *,
@@ -76,12 +85,7 @@ def fit_stable(
         raise ValueError(f"fit_stable needs a dynafit.Trajectory, got {type(traj).__name__}")
     x = traj.x if traj.is_batch else traj.x[None]
     R, T, m = x.shape
-    if rank is None:
-        r = m
-    elif isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= m:
-        raise ValueError(f"rank must be an int in 1..{m} (the number of variables), got {rank!r}")
-    else:
-        r = int(rank)
+    r = _checked_rank(rank, m)
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive number, got {eps!r}")
     for name, v in (("deriv_steps", deriv_steps), ("steps", steps)):

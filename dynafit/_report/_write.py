@@ -334,39 +334,18 @@ def _figures(traj: Trajectory, board: pd.DataFrame, runs: pd.DataFrame | None = 
 _BOARD_COLUMNS = ("rank", "family", "variant", "status", "n_library", *BOARD_SCORES)
 
 
-def _markdown(
-    traj: Trajectory,
-    board: pd.DataFrame,
-    runs: pd.DataFrame | None,
-    by: str,
-    figure_links: Sequence[tuple[str, str]],
-    title: str,
-    source: str | None,
-    config: Mapping[str, Any],
-) -> str:
-    lines = [f"# {title}", ""]
+def _data_line(traj: Trajectory, source: str | None) -> str:
     shape = f"{traj.n_runs} runs x " if traj.is_batch else ""
-    lines.append(
+    return (
         f"Data: {source + ', ' if source else ''}{shape}{traj.n_times} time points in "
         f"[{traj.t[0]:g}, {traj.t[-1]:g}], {traj.n_vars} variables "
         f"({', '.join(traj.names[:8])}{', ...' if traj.n_vars > 8 else ''})."
     )
-    if traj.is_batch:
-        lines.append("The leaderboard fits one pooled model per family over all runs.")
-    readable = most_readable(board)
-    if readable is not None:
-        lines += [
-            "",
-            f"## Most readable model that rolls out: {_label(readable)}",
-            "",
-            f"The fewest terms ({int(readable['n_terms'])}) among the models whose rollout "
-            f"R^2 is at least {READABLE_R2} (here {float(readable['rollout_r2']):.3f}).",
-            "",
-            "$$",
-            _align(readable["model"].equations()),
-            "$$",
-        ]
-    lines += ["", f"## Leaderboard (by {by})", ""]
+
+
+def _leaderboard_lines(board: pd.DataFrame, by: str) -> list[str]:
+    """The leaderboard, how it ranks, and the families that could not apply."""
+    lines = ["", f"## Leaderboard (by {by})", ""]
     lines.append(
         f"Best first. Rows within 10 of the best {by.upper()} count as equally good and the "
         "smaller library (n_library), then fewer terms, wins among them; diverged rollouts "
@@ -380,33 +359,68 @@ def _markdown(
         lines.append(f"- {_label(row)}: {row['status']}")
     if len(na):
         lines.append("")
-    best = board[board["model"].notna()] if "model" in board else board.iloc[:0]
-    if len(best):
-        row = best.iloc[0]
-        lines += [f"## Best model: {_label(row)}", ""]
-        if bool(row.get("diverged", False)):
-            lines += ["**Warning:** every fitted model's rollout diverged.", ""]
-        if readable is not None and readable.name == row.name:
-            lines += ["The most readable model above.", ""]
-        else:
-            lines += ["$$", _align(row["model"].equations()), "$$", ""]
-        unc = row["model"].uncertainty
-        if unc is not None:
-            lines += [
-                f"Ensemble of {unc.get('n_models', '?')} fits: median coefficients with "
-                f"{100 * float(unc.get('level', 0.9)):.0f} % intervals and inclusion "
-                "probabilities:",
-                "",
-                "```",
-                *row["model"].equations_with_intervals(),
-                "```",
-                "",
-            ]
+    return lines
+
+
+def _best_model_lines(row: pd.Series, readable: pd.Series | None) -> list[str]:
+    """The best model's equations (unless it is the most readable one, shown above) and,
+    for an ensemble, its coefficients with intervals."""
+    lines = [f"## Best model: {_label(row)}", ""]
+    if bool(row.get("diverged", False)):
+        lines += ["**Warning:** every fitted model's rollout diverged.", ""]
+    if readable is not None and readable.name == row.name:
+        lines += ["The most readable model above.", ""]
+    else:
+        lines += ["$$", _align(row["model"].equations()), "$$", ""]
+    unc = row["model"].uncertainty
+    if unc is not None:
         lines += [
-            "All models' equations: [equations.tex](equations.tex), "
-            "[equations.json](equations.json); scores: [leaderboard.csv](leaderboard.csv).",
+            f"Ensemble of {unc.get('n_models', '?')} fits: median coefficients with "
+            f"{100 * float(unc.get('level', 0.9)):.0f} % intervals and inclusion "
+            "probabilities:",
+            "",
+            "```",
+            *row["model"].equations_with_intervals(),
+            "```",
             "",
         ]
+    return lines + [
+        "All models' equations: [equations.tex](equations.tex), "
+        "[equations.json](equations.json); scores: [leaderboard.csv](leaderboard.csv).",
+        "",
+    ]
+
+
+def _markdown(
+    traj: Trajectory,
+    board: pd.DataFrame,
+    runs: pd.DataFrame | None,
+    by: str,
+    figure_links: Sequence[tuple[str, str]],
+    title: str,
+    source: str | None,
+    config: Mapping[str, Any],
+) -> str:
+    readable = most_readable(board)
+    lines = [f"# {title}", "", _data_line(traj, source)]
+    if traj.is_batch:
+        lines.append("The leaderboard fits one pooled model per family over all runs.")
+    if readable is not None:
+        lines += [
+            "",
+            f"## Most readable model that rolls out: {_label(readable)}",
+            "",
+            f"The fewest terms ({int(readable['n_terms'])}) among the models whose rollout "
+            f"R^2 is at least {READABLE_R2} (here {float(readable['rollout_r2']):.3f}).",
+            "",
+            "$$",
+            _align(readable["model"].equations()),
+            "$$",
+        ]
+    lines += _leaderboard_lines(board, by)
+    best = board[board["model"].notna()] if "model" in board else board.iloc[:0]
+    if len(best):
+        lines += _best_model_lines(best.iloc[0], readable)
     if runs is not None:
         lines += ["## Runs fitted one by one", ""]
         lines.append(

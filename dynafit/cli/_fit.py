@@ -392,35 +392,53 @@ def _identifier(name: str) -> str:
     return out if out.isidentifier() else f"v_{out}"
 
 
+def _var_list(text: str | None) -> list[str] | None:
+    """``--vars a,b,c`` as names (None when not given)."""
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+
+def _check_exist(inputs: Sequence[str]) -> None:
+    for src in inputs:
+        if not Path(src).exists():
+            raise UsageError(f"{src}: no such file or folder")
+
+
 def _load_inputs(args: argparse.Namespace) -> tuple[Trajectory, list[str] | None, bool]:
     """The data of the command's inputs as one trajectory (a batch for several runs), the
     file each run came from (None for one file), and whether they were tables (whose
     ``--vars`` are picked on reading)."""
+    _check_exist(args.input)
     sources = [Path(p) for p in args.input]
-    for src in sources:
-        if not src.exists():
-            raise UsageError(f"{src}: no such file or folder")
     tables = [s.suffix.lower() in TABLE_SUFFIXES for s in sources]
     if any(tables) and not all(tables):
         raise UsageError("give .npz trajectories or tables (.csv, .parquet), not both")
     if all(tables):
-        names = None
-        if args.vars:
-            names = [v.strip() for v in args.vars.split(",") if v.strip()]
-        runs = [read_table(s, args.time, names) for s in sources]
-        try:
-            full = runs[0] if len(runs) == 1 else Trajectory.stack(runs)
-        except ValueError as err:
-            raise ValueError(
-                f"the tables cannot form one batch ({err}); every file must have the same "
-                "times and columns"
-            ) from None
-        return full, ([s.name for s in sources] if len(runs) > 1 else None), True
+        return (*_load_tables(sources, args.time, _var_list(args.vars)), True)
     if args.time is not None:
         raise UsageError("--time applies to .csv/.parquet inputs only")
     if len(sources) > 1:
         raise UsageError("give one .npz file or one folder (several .csv files are runs)")
-    source = sources[0]
+    return (*_load_npz(sources[0]), False)
+
+
+def _load_tables(
+    sources: list[Path], time: str | None, names: list[str] | None
+) -> tuple[Trajectory, list[str] | None]:
+    """Tables as one trajectory (one run per file) and each run's file (None for one)."""
+    runs = [read_table(s, time, names) for s in sources]
+    try:
+        full = runs[0] if len(runs) == 1 else Trajectory.stack(runs)
+    except ValueError as err:
+        raise ValueError(
+            f"the tables cannot form one batch ({err}); every file must have the same "
+            "times and columns"
+        ) from None
+    return full, ([s.name for s in sources] if len(runs) > 1 else None)
+
+
+def _load_npz(source: Path) -> tuple[Trajectory, list[str] | None]:
+    """A trajectory file or a folder of them as one trajectory, and the file of each run
+    (None for one file)."""
     files = load_runs(source)
     try:
         full = files[0] if len(files) == 1 else Trajectory.stack(files)
@@ -428,17 +446,30 @@ def _load_inputs(args: argparse.Namespace) -> tuple[Trajectory, list[str] | None
         raise ValueError(
             f"{source}: its files cannot form one batch ({err}); fit them one by one"
         ) from None
-    file_of_run = None
-    if source.is_dir():
-        file_of_run = [p.name for p, tr in zip(_npz_files(source), files) for _ in range(tr.n_runs)]
-    return full, file_of_run, False
+    if not source.is_dir():
+        return full, None
+    return full, [p.name for p, tr in zip(_npz_files(source), files) for _ in range(tr.n_runs)]
+
+
+def _forecast_split(
+    full: Trajectory, traj: Trajectory, horizon: float | None
+) -> tuple[Trajectory | None, float | None, str]:
+    """What ``--horizon`` scores: the data after the window where there are at least two
+    points (a forecast), else the window's last ``horizon`` time units held out; and a
+    note saying which."""
+    if horizon is None:
+        return None, None, ""
+    end = float(traj.t[-1])
+    after = (full.t > end) & (full.t <= end + horizon)
+    if after.sum() >= 2:
+        forecast = Trajectory(full.t[after], full.x[..., after, :], full.names)
+        return forecast, None, f"; forecast over ({end:g}, {full.t[after][-1]:g}]"
+    return None, horizon, f"; last {horizon:g} time units held out for the forecast"
 
 
 def _run(args: argparse.Namespace) -> int:
     source = Path(args.input[0])
-    for src in args.input:
-        if not Path(src).exists():
-            raise UsageError(f"{src}: no such file or folder")
+    _check_exist(args.input)
     families = _families(args.families)
     t0, t1 = parse_window(args.window)
     if args.horizon is not None and not args.horizon > 0:
@@ -458,20 +489,9 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--run {args.run}: {source} holds {full.n_runs} run(s)")
         full = full.run(args.run)
     if args.vars and not tables:
-        full = full.select([v.strip() for v in args.vars.split(",") if v.strip()])
+        full = full.select(_var_list(args.vars) or [])
     traj = full.window(t0, t1) if (t0 is not None or t1 is not None) else full
-    forecast, horizon, note = None, None, ""
-    if args.horizon is not None:
-        end = float(traj.t[-1])
-        after = (full.t > end) & (full.t <= end + args.horizon)
-        if after.sum() >= 2:
-            # forecast past the window, scored against the data there
-            forecast = Trajectory(full.t[after], full.x[..., after, :], full.names)
-            note = f"; forecast over ({end:g}, {full.t[after][-1]:g}]"
-        else:
-            # no data after the window: hold out its last N time units instead
-            horizon = args.horizon
-            note = f"; last {args.horizon:g} time units held out for the forecast"
+    forecast, horizon, note = _forecast_split(full, traj, args.horizon)
 
     what = f"{traj.n_runs} runs x " if traj.is_batch else ""
     print(
