@@ -128,6 +128,28 @@ def _module_of(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
+def _imported(node: ast.AST, here: list[str]) -> list[str]:
+    """The module names an import statement may load (each ``from`` name too: it may be
+    a module), resolved against the importer's package ``here``; [] for other nodes."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if node.level:
+        base = here[: len(here) - node.level + 1]
+        stem = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+    else:
+        stem = node.module or ""
+    return [stem] + [f"{stem}.{a.name}" for a in node.names]
+
+
+def _parents(name: str, importer: str) -> list[str]:
+    """The packages whose ``__init__`` importing ``name`` runs (not the importer's own)."""
+    parts = name.split(".")
+    parents = (".".join(parts[:k]) for k in range(2, len(parts)))
+    return [p for p in parents if not importer.startswith(p + ".") and importer != p]
+
+
 def _import_graph(root: Path) -> dict[str, set[str]]:
     """Module -> the package modules it imports at load time, outside ``if TYPE_CHECKING``
     (module imports included:
@@ -147,27 +169,9 @@ def _import_graph(root: Path) -> dict[str, set[str]]:
             for inner in ast.walk(node)
         }
         for node in ast.walk(tree):
-            if id(node) in typing_only:
-                continue
-            if isinstance(node, ast.Import):
-                named = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = here[: len(here) - node.level + 1] if node.level else []
-                stem = ".".join([*base, *(node.module or "").split(".")]).strip(".")
-                if not node.level:
-                    stem = node.module or ""
-                named = [stem] + [f"{stem}.{a.name}" for a in node.names]
-            else:
-                continue
-            for name in named:
-                if name in paths:
-                    targets.add(name)
-        for name in list(targets):
-            parts = name.split(".")
-            for k in range(2, len(parts)):
-                parent = ".".join(parts[:k])
-                if not mod.startswith(parent + ".") and mod != parent:
-                    targets.add(parent)
+            if id(node) not in typing_only:
+                targets.update(n for n in _imported(node, here) if n in paths)
+        targets |= {p for name in targets for p in _parents(name, mod)}
         # the importer's own packages are already initialising: no edge back to them
         graph[mod] = {t for t in targets if t != mod and not mod.startswith(t + ".")}
     return graph
@@ -192,13 +196,9 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             elif w in on:
                 low[v] = min(low[v], index[w])
         if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
+            comp = stack[stack.index(v) :]
+            del stack[stack.index(v) :]
+            on.difference_update(comp)
             if len(comp) > 1:
                 found.append(sorted(comp))
 

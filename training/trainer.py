@@ -122,12 +122,16 @@ def train_result(
         return _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embeddings)
 
 
-def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embeddings):
+def _check_x64(config: TrainConfig) -> None:
     if config.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(
             "dtype float64 needs 64-bit JAX, chosen at process start: set JAX_ENABLE_X64=1 "
             "(or run `python -m training --dtype float64`, which does)"
         )
+
+
+def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embeddings):
+    _check_x64(config)
     dtype = jnp.dtype(config.dtype)
     static = Static(
         p=config.p,
@@ -144,17 +148,7 @@ def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embe
     hist = _History(len(seeds), steps, m, dtype, config.snapshot_every, config.p, config.dim)
     if config.snapshot_params:
         hist.add_params(state[0])
-    ckpt = (
-        _Checkpointer(checkpoint_dir, config, seeds, init_embeddings)
-        if checkpoint_dir is not None
-        else None
-    )
-    start = 0
-    if ckpt is not None:
-        resumed = ckpt.load(state)
-        if resumed is not None:
-            start, state = resumed
-            ckpt.load_history(hist, start)
+    ckpt, start, state = _resume(checkpoint_dir, config, seeds, init_embeddings, state, hist)
 
     every = config.snapshot_every
     # snapshots in-scan, except with snapshot_params (the whole net, between chunks)
@@ -200,13 +194,34 @@ def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embe
         "init_grad_signal": np.asarray(init_grad),
         "final_grad_signal": np.asarray(final_grad),
         "final_embedding": final_embedding,
+        **_history_extras(hist, every),
     }
+    return TrainResult(_trajectory(config, seeds, hist), extras)
+
+
+def _resume(checkpoint_dir, config, seeds, init_embeddings, state, hist):
+    """The checkpointer (None without a checkpoint folder), the step to start from and
+    the state there: a checkpoint's, its history loaded into ``hist``, or ``state`` at 0."""
+    if checkpoint_dir is None:
+        return None, 0, state
+    ckpt = _Checkpointer(checkpoint_dir, config, seeds, init_embeddings)
+    resumed = ckpt.load(state)
+    if resumed is None:
+        return ckpt, 0, state
+    start, state = resumed
+    ckpt.load_history(hist, start)
+    return ckpt, start, state
+
+
+def _history_extras(hist, every) -> dict[str, np.ndarray]:
+    """The snapshots (with ``snapshot_every``) and parameter snapshots of ``hist``."""
+    extras = {}
     if every:
         extras["snapshot_steps"] = hist.snapshot_steps
         extras["embeddings"] = hist.embeddings
     for name, arr in hist.params.items():
         extras[f"params__{name}"] = arr
-    return TrainResult(_trajectory(config, seeds, hist), extras)
+    return extras
 
 
 # ------------------------------------------------------------------ compiled parts
