@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +27,7 @@ from ._field import VectorField, canonical_symbols, vector_field
 from ._integrate import rollout
 from ._intervals import equations_with_intervals, uncertainty
 from ._io import load_json, save_json, to_jsonable
-from ._score import score
+from ._score import ScoreOptions, score_many
 from ._trajectory import Trajectory
 from .families._base import (
     AbstractFamily,
@@ -250,28 +250,11 @@ class Model:
         )
         return ys[0] if single else ys
 
-    def score(
-        self,
-        traj: Trajectory,
-        *,
-        horizon: float | None = None,
-        forecast: Trajectory | None = None,
-        derivative: str | None = None,
-        solver: str = "tsit5",
-        rtol: float = 1e-6,
-        atol: float = 1e-8,
-    ) -> dict[str, Any]:
-        """Scores of this model on ``traj``; see :func:`dynafit._score.score`."""
-        return score(
-            self,
-            traj,
-            horizon=horizon,
-            forecast=forecast,
-            derivative=derivative,
-            solver=solver,
-            rtol=rtol,
-            atol=atol,
-        )
+    def score(self, traj: Trajectory, **options: Unpack[ScoreOptions]) -> dict[str, Any]:
+        """Scores of this model on ``traj`` (one run: scalars; a batch: arrays over its
+        runs): the keys and the ``options`` (``horizon``, ``forecast``, ``derivative``,
+        ``solver``, ``rtol``, ``atol``) are described in :mod:`dynafit._score`."""
+        return score_many([self], traj, _broadcast=True, **options)
 
     def fixed_points(self, **kw: Any) -> list[dict[str, Any]]:
         """Equilibria with Jacobian eigenvalues and stability; see :func:`fixed_points`."""

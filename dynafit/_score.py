@@ -33,7 +33,7 @@ on a batch the same way, vmapped over their coefficient matrices.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -48,29 +48,18 @@ if TYPE_CHECKING:
     from ._model import Model
 
 
-def score(
-    model: Model,
-    traj: Trajectory,
-    *,
-    horizon: float | None = None,
-    forecast: Trajectory | None = None,
-    derivative: str | None = None,
-    solver: str = "tsit5",
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-) -> dict[str, Any]:
-    """Scores of ``model`` on ``traj`` (one run, or each run of a batch); see the module doc."""
-    return score_many(
-        [model],
-        traj,
-        horizon=horizon,
-        forecast=forecast,
-        derivative=derivative,
-        solver=solver,
-        rtol=rtol,
-        atol=atol,
-        _broadcast=True,
-    )
+class ScoreOptions(TypedDict, total=False):
+    """The options of ``Model.score`` and :func:`score_many`: ``horizon`` or ``forecast``
+    (the held-out future, see the module doc), ``derivative`` (the method of the
+    derivative estimate; default: the model's own), and the rollouts' ``solver``
+    ("tsit5"), ``rtol`` (1e-6) and ``atol`` (1e-8)."""
+
+    horizon: float | None
+    forecast: Trajectory | None
+    derivative: str | None
+    solver: str
+    rtol: float
+    atol: float
 
 
 def score_many(

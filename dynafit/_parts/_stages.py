@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -124,12 +125,12 @@ def resolve_stages(
         return _shared_rate_stages(
             family, derivative, optimizer, threshold, n_terms, matching, options
         )
-    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown}; valid options are derivative, optimizer, threshold, "
-            f"n_terms, criterion, matching, stages and {sorted(DEFAULT_OPTIONS)}"
-        )
+    _check_known(
+        options,
+        DEFAULT_OPTIONS,
+        "",
+        "derivative, optimizer, threshold, n_terms, criterion, matching, stages",
+    )
     deriv = derivative_part(derivative, options.pop("order", None), options.pop("window", None))
     regression = regression_part(optimizer, options)
     selection = selection_part(criterion, threshold, n_terms, options)
@@ -153,6 +154,16 @@ def _matching_part(matching: Any, options: dict[str, Any]) -> Matching | None:
     raise ValueError(f"matching must be a dynafit.parts.Matching or None, got {matching!r}")
 
 
+def _check_known(options: Mapping[str, Any], known: Iterable[str], where: str, named: str) -> None:
+    """Every key of ``options`` is a ``known`` option, else a ``ValueError`` listing the
+    valid ones (the ``named`` arguments, then the options)."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown}{where}; valid options are {named} and {sorted(known)}"
+        )
+
+
 def _shared_rate_stages(
     family: AbstractFamily,
     derivative: Any,
@@ -167,12 +178,12 @@ def _shared_rate_stages(
             f"the {family.name!r} family is fitted by least squares and trajectory "
             "matching; optimizer, threshold and n_terms do not apply"
         )
-    unknown = sorted(set(options) - set(SHARED_RATE_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for the {family.name!r} family; valid options are "
-            f"derivative, matching, stages and {sorted(SHARED_RATE_OPTIONS)}"
-        )
+    _check_known(
+        options,
+        SHARED_RATE_OPTIONS,
+        f" for the {family.name!r} family",
+        "derivative, matching, stages",
+    )
     deriv = derivative_part(derivative, options.pop("order", None), options.pop("window", None))
     regression = SharedRate(
         **{k: options.pop(k) for k in ("als_iter", "competitive") if k in options}
