@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.figure
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,6 +80,14 @@ def test_r2_vs_dim_draws_from_a_runs_table():
     line = ax.get_lines()[0]
     assert list(line.get_xdata()) == [8, 16]
     assert np.allclose(line.get_ydata(), [0.55, 0.85])
+    # on the caller's axes (a subfigure's too): the figure that holds them comes back
+    top = matplotlib.figure.Figure()
+    sub = top.add_subfigure(top.add_gridspec(1, 1)[0])
+    target = sub.add_subplot()
+    assert dynafit.plot.r2_vs_dim(table, ax=target) is top
+    assert target.get_lines()
+    with pytest.raises(ValueError, match="ax must be a matplotlib Axes"):
+        dynafit.plot.r2_vs_dim(table, ax="left")
 
 
 # ------------------------------------------------------------------- survival rule
