@@ -195,10 +195,10 @@ def refine(
     - ``optimizer="auto"`` (default): "lm" where at most ``LM_MAX_PARAMS`` coefficients
       move, else "adam".
     - ``optimizer="lm"``: optimistix's Levenberg-Marquardt on the rollout residuals (each
-      stage of the curriculum one least-squares solve of at most ``LM_STAGE_STEPS``
-      iterations, stopping once ``steps`` have run, the Jacobian by forward mode through
-      diffrax; ``lr`` and ``adjoint`` do not apply): for a few to a few hundred
-      coefficients, far fewer solves than optax's steps.
+      stage of the curriculum one least-squares solve of at most ``steps / stages``
+      iterations, the Jacobian by forward mode through diffrax; ``lr`` and ``adjoint``
+      do not apply): for a few to a few hundred coefficients, far fewer solves than
+      optax's steps.
     - ``fit_initial_state``: fit every run's first state with the coefficients (the
       rollout then starts there, not at the first observation); recorded in
       ``options["refine"]["x0"]`` (one list per run) with ``rss`` (the rollout's sum of

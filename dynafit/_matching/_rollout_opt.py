@@ -299,9 +299,6 @@ def _loss(params, prob, idx, w):
 #: which 1 moves a coefficient by its typical effect over the window)
 LM_RTOL = 1e-6
 LM_ATOL = 1e-8
-#: iterations of one Levenberg-Marquardt stage at most (a constant, so one compilation
-#: serves every ``steps``; the curriculum's stages converge in 20-40 on lynx-hare)
-LM_STAGE_STEPS = 100
 
 
 @cacheable
@@ -430,12 +427,13 @@ class _Progress:
 
 
 def _run_lm(prob, progress: _Progress, layouts, hs: list[int], steps: int, error) -> None:
-    """The curriculum by Levenberg-Marquardt: one least-squares solve per stage, warm
-    started from the last, until ``steps`` iterations have run."""
+    """The curriculum by Levenberg-Marquardt: one least-squares solve per stage of at
+    most ``ceil(steps / stages)`` iterations, warm started from the last."""
     params = progress.params
-    for h in hs if steps else []:
+    per_stage = -(-steps // len(hs))
+    for h in hs if per_stage else []:
         idx, w = layouts[h]
-        new, n_run, _ = _lm_stage(params, prob, idx, w, LM_STAGE_STEPS)
+        new, n_run, _ = _lm_stage(params, prob, idx, w, per_stage)
         progress.step += int(n_run)
         if not _all_finite(new):
             progress.halt(
@@ -445,7 +443,7 @@ def _run_lm(prob, progress: _Progress, layouts, hs: list[int], steps: int, error
             return
         params = new
         progress.record(h, float(_loss(new, prob, idx, w)), error(new), new)
-        if progress.out_of_time() or progress.step >= steps:
+        if progress.out_of_time():
             return
 
 
@@ -517,8 +515,8 @@ def optimise_rollout(
     says so); the best finite parameters are kept.
 
     ``optimizer="lm"``: each stage of the curriculum is one Levenberg-Marquardt solve
-    (optimistix) of at most ``LM_STAGE_STEPS`` iterations, warm-started from the
-    previous stage, the stages stopping once ``steps`` iterations have run; ``lr``,
+    (optimistix) of at most ``ceil(steps / stages)`` iterations, warm-started from the
+    previous stage; ``lr``,
     ``adjoint`` and ``eval_every`` do not apply (the Jacobian is taken in forward mode).
     ``fit_x0``: every run's first state is fitted too; the returned params are then
     ``(params, dz0)``, ``dz0`` (R, m) the move of the first states in units of ``scale``.
