@@ -453,7 +453,7 @@ def _optax_state(optimizer, lr: float, params: Any, dtype: Any):
     if not isinstance(optimizer, str):
         return optimizer, optimizer.init(eqx.filter(params, eqx.is_inexact_array))
     opt = _schedulable(optimizer)
-    state = opt.init(eqx.filter(params, eqx.is_inexact_array))
+    state: Any = opt.init(eqx.filter(params, eqx.is_inexact_array))  # InjectHyperparamsState
     state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype=dtype)
     return opt, state
 
