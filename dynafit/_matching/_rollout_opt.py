@@ -325,6 +325,10 @@ def _check_options(steps: Any, lr: Any, eval_every: Any, fit_x0: Any) -> None:
         raise ValueError(f"fit_x0 must be True or False, got {fit_x0!r}")
 
 
+#: windows of at most this many points pad their segments to the default curriculum's
+SHARED_LAYOUT_TIMES = 128
+
+
 def _bucket(n: int) -> int:
     """``n`` rounded up to a power of two: layouts of nearby sizes share one compilation."""
     return 1 << max(0, int(n) - 1).bit_length()
@@ -332,9 +336,12 @@ def _bucket(n: int) -> int:
 
 def _layouts(T: int, hs: list[int], dtype: Any) -> dict[int, tuple[jax.Array, jax.Array]]:
     """Index and weight arrays of every horizon (and the full window), all of one shape:
-    the number of segments rounded up to a power of two (the extra ones weigh 0), so that
-    candidates whose curricula differ share one compiled program."""
-    n_seg = _bucket(max(len(_segment_starts(T, h)) for h in hs))
+    the number of segments rounded up to a power of two (the extra ones weigh 0), on
+    short windows at least the default curriculum's (its padding costs little), so that
+    candidates whose curricula differ, and the whole-window matching of the fitted first
+    states, share one compiled program."""
+    sizing = [*hs, max(1, (T - 1) // 8)] if T <= SHARED_LAYOUT_TIMES else hs
+    n_seg = _bucket(max(len(_segment_starts(T, h)) for h in sizing))
     length = min(T, max(min(hs) + 1, 65))
     return {
         h: (jnp.asarray(i), jnp.asarray(w, dtype=dtype))
