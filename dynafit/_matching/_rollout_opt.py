@@ -139,11 +139,11 @@ class _Problem(eqx.Module):
     scale: jax.Array  # (m,)
     span: jax.Array  # the window's length in time units
     weight: jax.Array  # (m,) 1 / variance of z per variable
+    x0_on: jax.Array  # 1.0 where the first states are fitted, 0.0 where they stay
     rtol: float = eqx.field(static=True)
     atol: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
     adjoint: diffrax.AbstractAdjoint
-    fit_x0: bool = eqx.field(static=True, default=False)
 
     def vf(self, t, z, xi):
         return self.span * self.field(z * self.scale, xi) / self.scale
@@ -164,17 +164,14 @@ class _Problem(eqx.Module):
     def _predict(self, params, idx):
         """Segments integrated from their first state: ``(pred, zs, dz0)``, both (R, S, L, m).
 
-        With ``fit_x0`` the params are ``(p, dz0)``: ``dz0`` (R, m) moves every run's first
-        state (normalised units), used by the segments that start at index 0."""
-        dz0 = None
-        if self.fit_x0:
-            params, dz0 = params
+        The params are ``(p, dz0)``: ``dz0`` (R, m) moves every run's first state
+        (normalised units, times ``x0_on``), used by the segments that start at index 0."""
+        params, dz0 = params
+        dz0 = dz0 * self.x0_on
         xi = self.to_xi(params, self.aux)
         ts = self.s[idx]  # (S, L)
         zs = self.z[:, idx]  # (R, S, L, m)
-        z0 = zs[:, :, 0]
-        if dz0 is not None:
-            z0 = z0 + jnp.where(idx[None, :, :1] == 0, 1.0, 0.0) * dz0[:, None, :]
+        z0 = zs[:, :, 0] + jnp.where(idx[None, :, :1] == 0, 1.0, 0.0) * dz0[:, None, :]
 
         def one(z0, t_seg):
             return self.solve(xi, z0, t_seg, self.adjoint)
@@ -184,18 +181,16 @@ class _Problem(eqx.Module):
 
     def _count(self, w, zs):
         """Points a loss averages over: the weighted ones (and the fitted first states)."""
-        return (jnp.sum(w) + (1.0 if self.fit_x0 else 0.0)) * zs.shape[0] * zs.shape[-1]
+        return (jnp.sum(w) + self.x0_on) * zs.shape[0] * zs.shape[-1]
 
     def shooting_loss(self, params, idx, w):
         """Weighted squared error of segments integrated from the observed state at their
         first index. ``idx`` (S, L) holds each segment's time indices, padded by repeating
         its last one; ``w`` (S, L) is 1 where a point counts, 0 at starts and padding.
-        With ``fit_x0`` the first state's own error counts as one more point."""
+        Where the first states are fitted, each one's own error counts as one more point."""
         pred, zs, dz0 = self._predict(params, idx)
         err = jnp.where(w[None, :, :, None] > 0, (pred - zs) ** 2, 0.0) * self.weight
-        total = jnp.sum(err)
-        if dz0 is not None:
-            total = total + jnp.sum(dz0**2 * self.weight)
+        total = jnp.sum(err) + jnp.sum(dz0**2 * self.weight)
         loss = total / self._count(w, zs)
         return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
 
@@ -207,9 +202,7 @@ class _Problem(eqx.Module):
         pred, zs, dz0 = self._predict(params, idx)
         norm = jnp.sqrt(self.weight / self._count(w, zs))
         r = jnp.where(w[None, :, :, None] > 0, pred - zs, 0.0) * norm
-        if dz0 is not None:
-            r = jnp.concatenate([r.ravel(), (dz0 * norm).ravel()])
-        r = r.ravel()
+        r = jnp.concatenate([r.ravel(), (dz0 * norm).ravel()])
         return jnp.where(jnp.isfinite(r), r, FAILED_RESIDUAL)
 
 
@@ -321,6 +314,182 @@ def _lm_stage(params, prob, idx, w, max_steps):
     return sol.value, sol.stats["num_steps"], sol.result == optx.RESULTS.successful
 
 
+def _check_options(steps: Any, lr: Any, eval_every: Any, fit_x0: Any) -> None:
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
+    if not isinstance(fit_x0, bool):
+        raise ValueError(f"fit_x0 must be True or False, got {fit_x0!r}")
+
+
+#: windows of at most this many points pad their segments to the default curriculum's
+SHARED_LAYOUT_TIMES = 128
+
+
+def _bucket(n: int) -> int:
+    """``n`` rounded up to a power of two: layouts of nearby sizes share one compilation."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _layouts(T: int, hs: list[int], dtype: Any) -> dict[int, tuple[jax.Array, jax.Array]]:
+    """Index and weight arrays of every horizon (and the full window), all of one shape:
+    the number of segments rounded up to a power of two (the extra ones weigh 0), on
+    short windows at least the default curriculum's (its padding costs little), so that
+    candidates whose curricula differ, and the whole-window matching of the fitted first
+    states, share one compiled program."""
+    sizing = [*hs, max(1, (T - 1) // 8)] if T <= SHARED_LAYOUT_TIMES else hs
+    n_seg = _bucket(max(len(_segment_starts(T, h)) for h in sizing))
+    length = min(T, max(min(hs) + 1, 65))
+    return {
+        h: (jnp.asarray(i), jnp.asarray(w, dtype=dtype))
+        for h, (i, w) in ((h, _segments(T, h, n_seg, length)) for h in {*hs, T - 1})
+    }
+
+
+def _problem(field, to_xi, aux, t, x, scale, *, rtol, atol, max_steps, adjoint, fit_x0):
+    """The normalised problem: states over ``scale``, times over the window's span, each
+    variable weighted by one over its variance."""
+    span = float(t[-1] - t[0])
+    if scale is None:
+        scale = np.sqrt(np.mean(x**2, axis=(0, 1)))
+        scale = np.where(scale > 0, scale, 1.0)
+    z = x / scale
+    var = np.var(z.reshape(-1, z.shape[-1]), axis=0)
+    tiny = 1e-12 * max(float(np.max(var)), 1e-300)
+    dtype = jnp.asarray(0.0).dtype
+    return _Problem(
+        field=field,
+        to_xi=to_xi,
+        aux=jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dtype), aux),
+        s=jnp.asarray((t - t[0]) / span, dtype=dtype),
+        z=jnp.asarray(z, dtype=dtype),
+        scale=jnp.asarray(scale, dtype=dtype),
+        span=jnp.asarray(span, dtype=dtype),
+        weight=jnp.asarray(1.0 / np.maximum(var, tiny), dtype=dtype),
+        x0_on=jnp.asarray(1.0 if fit_x0 else 0.0, dtype=dtype),
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        adjoint=adjoint,
+    )
+
+
+def _all_finite(*trees: Any) -> bool:
+    leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(trees)]
+    return all(np.all(np.isfinite(a)) for a in leaves)
+
+
+@dataclasses.dataclass
+class _Progress:
+    """The bookkeeping both optimisers share: the best parameters by full-window rollout
+    error, the history, the time limit, and why the optimisation stopped."""
+
+    params: Any
+    start_error: float
+    time_limit: float | None
+    step: int = 0
+    best_step: int = 0
+    stop: Stop | None = None
+    stopped: str | None = None
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    t_start: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def __post_init__(self):
+        self.best_params, self.best_error = self.params, self.start_error
+        self.record(float("nan"), float("nan"), self.start_error, self.params)
+
+    def record(self, horizon: float, loss: float, error: float, params: Any) -> None:
+        self.history.append(
+            {"step": self.step, "horizon": horizon, "loss": loss, "rollout_error": error}
+        )
+        if error < self.best_error:
+            self.best_error, self.best_params, self.best_step = error, params, self.step
+
+    def halt(self, stop: Stop, message: str) -> None:
+        self.stop, self.stopped = stop, message
+
+    def out_of_time(self) -> bool:
+        if self.time_limit is None or time.perf_counter() - self.t_start <= self.time_limit:
+            return False
+        self.halt(
+            Stop.TIME_LIMIT, f"time limit of {self.time_limit:g} s reached at step {self.step}"
+        )
+        return True
+
+    def result(self) -> RolloutResult:
+        return RolloutResult(
+            params=self.best_params,
+            best_error=self.best_error,
+            start_error=self.start_error,
+            best_step=self.best_step,
+            steps_run=self.step,
+            stopped=self.stopped,
+            history=self.history,
+            seconds=time.perf_counter() - self.t_start,
+            stop=self.stop,
+        )
+
+
+def _run_lm(prob, progress: _Progress, layouts, hs: list[int], steps: int, error) -> None:
+    """The curriculum by Levenberg-Marquardt: one least-squares solve per stage of at
+    most ``ceil(steps / stages)`` iterations, warm started from the last."""
+    params = progress.params
+    per_stage = -(-steps // len(hs))
+    for h in hs if per_stage else []:
+        idx, w = layouts[h]
+        new, n_run, _ = _lm_stage(params, prob, idx, w, per_stage)
+        progress.step += int(n_run)
+        if not _all_finite(new):
+            progress.halt(
+                Stop.NON_FINITE,
+                f"non-finite parameters at horizon {h}; kept the best finite coefficients",
+            )
+            return
+        params = new
+        progress.record(h, float(_loss(new, prob, idx, w)), error(new), new)
+        if progress.out_of_time():
+            return
+
+
+def _optax_state(optimizer, lr: float, params: Any, dtype: Any):
+    """The optimiser and its state; a named one holds its learning rate as data (one
+    compiled update for every call and learning rate)."""
+    if not isinstance(optimizer, str):
+        return optimizer, optimizer.init(eqx.filter(params, eqx.is_inexact_array))
+    opt = _schedulable(optimizer)
+    state: Any = opt.init(eqx.filter(params, eqx.is_inexact_array))  # InjectHyperparamsState
+    state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype=dtype)
+    return opt, state
+
+
+def _run_optax(prob, progress: _Progress, layouts, hs, steps, opt_state, eval_every, error):
+    """The curriculum by an optax optimiser: ``steps`` gradient steps shared by the
+    stages, the full-window rollout error scored every ``eval_every`` steps."""
+    opt, state = opt_state
+    params = progress.params
+    for h, n in zip(hs, _stage_steps(steps, len(hs))):
+        idx, w = layouts[h]
+        for i in range(n):
+            loss, grads = _value_and_grad(params, prob, idx, w)
+            loss = float(loss)
+            if not (np.isfinite(loss) and _all_finite(grads)):
+                progress.halt(
+                    Stop.NON_FINITE,
+                    f"non-finite loss at step {progress.step + 1} (horizon {h} intervals); "
+                    "kept the best finite coefficients",
+                )
+                return
+            params, state = _update(params, state, grads, opt)
+            progress.step += 1
+            if progress.step % eval_every == 0 or i == n - 1:
+                progress.record(h, loss, error(params), params)
+            if progress.out_of_time():
+                return
+
+
 def optimise_rollout(
     field: Field,
     to_xi: ToXi,
@@ -354,19 +523,13 @@ def optimise_rollout(
 
     ``optimizer="lm"``: each stage of the curriculum is one Levenberg-Marquardt solve
     (optimistix) of at most ``ceil(steps / stages)`` iterations, warm-started from the
-    previous stage; ``lr``, ``adjoint`` and ``eval_every`` do not apply (the Jacobian is
-    taken in forward mode). ``fit_x0``: every run's first state is fitted too; the
-    returned params are then ``(params, dz0)``, ``dz0`` (R, m) the move of the first
-    states in units of ``scale``.
+    previous stage; ``lr``,
+    ``adjoint`` and ``eval_every`` do not apply (the Jacobian is taken in forward mode).
+    ``fit_x0``: every run's first state is fitted too; the returned params are then
+    ``(params, dz0)``, ``dz0`` (R, m) the move of the first states in units of ``scale``.
+    The same compiled programs serve both (whether the first states move is data).
     """
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
-    if not isinstance(fit_x0, bool):
-        raise ValueError(f"fit_x0 must be True or False, got {fit_x0!r}")
+    _check_options(steps, lr, eval_every, fit_x0)
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
@@ -374,143 +537,33 @@ def optimise_rollout(
     T = t.shape[0]
     hs = resolve_horizons(horizons, T)
     lm = isinstance(optimizer, str) and optimizer == "lm"
+    if not lm:
+        make_optimizer(optimizer, lr)  # a bad name fails before any integration
     adj = diffrax.ForwardMode() if lm else make_adjoint(adjoint)
-    opt = None if lm else make_optimizer(optimizer, lr)
-
-    span = float(t[-1] - t[0])
-    if scale is None:
-        scale = np.sqrt(np.mean(x**2, axis=(0, 1)))
-        scale = np.where(scale > 0, scale, 1.0)
-    z = x / scale
-    var = np.var(z.reshape(-1, z.shape[-1]), axis=0)
-    tiny = 1e-12 * max(float(np.max(var)), 1e-300)
-    weight = 1.0 / np.maximum(var, tiny)
-    dtype = jnp.asarray(0.0).dtype
-    prob = _Problem(
-        field=field,
-        to_xi=to_xi,
-        aux=jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dtype), aux),
-        s=jnp.asarray((t - t[0]) / span, dtype=dtype),
-        z=jnp.asarray(z, dtype=dtype),
-        scale=jnp.asarray(scale, dtype=dtype),
-        span=jnp.asarray(span, dtype=dtype),
-        weight=jnp.asarray(weight, dtype=dtype),
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        adjoint=adj,
-        fit_x0=fit_x0,
-    )
+    prob = _problem(
+        field, to_xi, aux, t, x, scale,
+        rtol=rtol, atol=atol, max_steps=max_steps, adjoint=adj, fit_x0=fit_x0,
+    )  # fmt: skip
+    dtype = prob.z.dtype
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dtype), params0)
-    if fit_x0:
-        params = (params, jnp.zeros(x.shape[::2], dtype=dtype))
-
-    # One shape for every stage and for the full-window evaluation: one compilation.
-    n_seg = max(len(_segment_starts(T, h)) for h in hs)
-    length = min(T, max(min(hs) + 1, 65))
-    layouts = {h: _segments(T, h, n_seg, length) for h in {*hs, T - 1}}
-    layouts = {h: (jnp.asarray(i), jnp.asarray(w, dtype=dtype)) for h, (i, w) in layouts.items()}
-
-    def finite(loss, grads) -> bool:
-        leaves = [np.asarray(g) for g in jax.tree_util.tree_leaves(grads)]
-        return bool(np.isfinite(loss)) and all(np.all(np.isfinite(g)) for g in leaves)
-
+    params = (params, jnp.zeros(x.shape[::2], dtype=dtype))
+    layouts = _layouts(T, hs, dtype)
     full_idx, full_w = layouts[T - 1]
     # the loss over the full window leaves out the exact first state; R^2 counts it
     # (with fit_x0 the first state's error is part of the loss already)
     to_r2_error = 1.0 if fit_x0 else (T - 1) / T
 
-    def rollout_error(params) -> float:
+    def error(params) -> float:
         loss = float(_loss(params, prob, full_idx, full_w))
         return loss * to_r2_error if np.isfinite(loss) else float("inf")
 
-    t_start = time.perf_counter()
-    start_error = rollout_error(params)
-    best_error, best_params, best_step = start_error, params, 0
-    history: list[dict[str, float]] = [
-        {"step": 0, "horizon": float("nan"), "loss": float("nan"), "rollout_error": start_error}
-    ]
-    stopped: str | None = None
-    stop: Stop | None = None
-    k = 0
+    progress = _Progress(params, error(params), time_limit)
     if lm:
-        per_stage = -(-steps // len(hs)) if steps else 0
-        for h in hs if per_stage else []:
-            idx, w = layouts[h]
-            new, n_run, _ = _lm_stage(params, prob, idx, w, per_stage)
-            k += int(n_run)
-            if not finite(0.0, new):
-                stop = Stop.NON_FINITE
-                stopped = f"non-finite parameters at horizon {h}; kept the best finite coefficients"
-                break
-            err = rollout_error(new)
-            history.append(
-                {
-                    "step": k,
-                    "horizon": h,
-                    "loss": float(_loss(new, prob, idx, w)),
-                    "rollout_error": err,
-                }
-            )
-            params = new
-            if err < best_error:
-                best_error, best_params, best_step = err, new, k
-            if time_limit is not None and time.perf_counter() - t_start > time_limit:
-                stop = Stop.TIME_LIMIT
-                stopped = f"time limit of {time_limit:g} s reached at step {k}"
-                break
-        return RolloutResult(
-            params=best_params,
-            best_error=best_error,
-            start_error=start_error,
-            best_step=best_step,
-            steps_run=k,
-            stopped=stopped,
-            history=history,
-            seconds=time.perf_counter() - t_start,
-            stop=stop,
-        )
-
-    value_and_grad = _value_and_grad
-    if isinstance(optimizer, str):  # the learning rate as data: no compilation per value
-        opt = _schedulable(optimizer)
-        opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
-        opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype=dtype)
+        _run_lm(prob, progress, layouts, hs, int(steps), error)
     else:
-        opt_state = opt.init(eqx.filter(params, eqx.is_inexact_array))
-    for h, n in zip(hs, _stage_steps(steps, len(hs))):
-        idx, w = layouts[h]
-        for i in range(n):
-            loss, grads = value_and_grad(params, prob, idx, w)
-            loss = float(loss)
-            if not finite(loss, grads):
-                stop = Stop.NON_FINITE
-                stopped = (
-                    f"non-finite loss at step {k + 1} (horizon {h} intervals); kept the best "
-                    "finite coefficients"
-                )
-                break
-            params, opt_state = _update(params, opt_state, grads, opt)
-            k += 1
-            if k % eval_every == 0 or i == n - 1:
-                err = rollout_error(params)
-                history.append({"step": k, "horizon": h, "loss": loss, "rollout_error": err})
-                if err < best_error:
-                    best_error, best_params, best_step = err, params, k
-            if time_limit is not None and time.perf_counter() - t_start > time_limit:
-                stop = Stop.TIME_LIMIT
-                stopped = f"time limit of {time_limit:g} s reached at step {k}"
-                break
-        if stopped is not None:
-            break
-    return RolloutResult(
-        params=best_params,
-        best_error=best_error,
-        start_error=start_error,
-        best_step=best_step,
-        steps_run=k,
-        stopped=stopped,
-        history=history,
-        seconds=time.perf_counter() - t_start,
-        stop=stop,
-    )
+        state = _optax_state(optimizer, lr, params, dtype)
+        _run_optax(prob, progress, layouts, hs, int(steps), state, eval_every, error)
+    res = progress.result()
+    if not fit_x0:
+        res.params = res.params[0]
+    return res
