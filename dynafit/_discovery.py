@@ -16,8 +16,8 @@ the Lotka-Volterra candidate rolls out at R^2 about -1.9 and the held-out sweep 
 dx/dt = 0. Each support on the threshold path is therefore refined first
 (:func:`dynafit.refine`, trajectory matching on that support), and the supports are
 compared by AICc of their refined rollout residuals (:mod:`dynafit._choice`: the number
-of fitted coefficients against an effective sample size of the serially correlated
-residuals; dx/dt = 0 is a candidate with no parameters). What the choice rested on, the
+of fitted coefficients against the likelihood of the residuals under an AR(1) Gaussian
+error per variable; dx/dt = 0 is a candidate with no parameters). What the choice rested on, the
 runner-up and its evidence ratio are recorded as ``options["choice"]``.
 """
 
