@@ -107,15 +107,15 @@ def settle(X: np.ndarray, Y: np.ndarray, coef: np.ndarray, thresholds) -> np.nda
     least the threshold; a well-conditioned path is returned unchanged."""
     thr = np.asarray(thresholds, dtype=np.float64).ravel()[:, None, None]
     out = np.array(coef, dtype=np.float64)
-    k = out.shape[1]
+    _, k, n = np.shape(coef)
     gram = (X.T @ X, X.T @ Y)
-    for _ in range(out.shape[2]):
+    for _ in range(n):
         small = (out != 0) & (np.abs(out) < thr)
         rows = np.flatnonzero(small.any(axis=2).ravel())  # problems p = (threshold, target)
         if rows.size == 0:
             break
-        flat = out.reshape(-1, out.shape[2])
-        support = (flat[rows] != 0) & ~small.reshape(-1, out.shape[2])[rows]
+        flat = out.reshape(-1, n)
+        support = (flat[rows] != 0) & ~small.reshape(-1, n)[rows]
         some = support.any(axis=1)
         flat[rows[~some]] = 0.0
         if some.any():
