@@ -185,8 +185,9 @@ def choose_formulation(fit_with: Callable[..., object], rollout_r2):
     The weak model, whose support is the more reliable (rollouts cannot vouch for a
     support over a chaotic window, and a dense derivative model can track the data as
     closely as the true law), unless its rollout leaves the data (R^2 below
-    ``ROLLOUT_OFF_DATA``, or diverged) where the derivative model's stays closer: data
-    whose right family is not in the library. The derivative model is fitted first;
+    ``ROLLOUT_OFF_DATA``, or diverged) where the derivative model's stays closer (data
+    whose right family is not in the library), or the derivative model tracks the data
+    and the weak one does not (:func:`_derivative_wins`). The derivative model is fitted first;
     when its rollout tracks the data (R^2 at least ``ROLLOUT_INFORMATIVE``), the weak
     model is fitted without the per-candidate rollout screen and its choice rolled out
     once (the screen's cost where the derivative model already tracks the data). Both
