@@ -90,43 +90,97 @@ def lv_rhs(z, q):
     return z * (r + a @ z)
 
 
+def pp_rhs(z, q):
+    a, b, c, d = q
+    return np.array([z[0] * (a - b * z[1]), z[1] * (-c + d * z[0])])
+
+
+def sirc_rhs(z, q):
+    beta, g1, g2 = q
+    S, B, C = z
+    inf = beta * S * B / N_SCHOOL
+    return np.array([-inf, inf - g1 * B, g1 * B - g2 * C])
+
+
+#: the textbook models: right-hand side, starting rates (several starts: the best rollout
+#: fit is kept), the state's start from the first observation, what is observed, and how
+#: the fitted rates print
+TEXTBOOK = {
+    "lv": (
+        lv_rhs,
+        [np.r_[1.0, 0.8, a, a, a, a] for a in (-0.002, -0.005, -0.01, -0.02)],
+        lambda y0: y0,
+        lambda z: z,
+        lambda q: f"r={np.round(q[:2], 3).tolist()}, a={np.round(q[2:].reshape(2, 2), 4).tolist()}",
+    ),
+    "pp": (
+        pp_rhs,
+        [np.r_[0.5, 0.02, 0.8, 0.02]],
+        lambda y0: y0,
+        lambda z: z,
+        lambda q: f"a={q[0]:.3f}, b={q[1]:.4f}, c={q[2]:.3f}, d={q[3]:.4f}",
+    ),
+    "sir": (
+        sirc_rhs,
+        [np.r_[1.7, 0.5, 0.5]],
+        lambda y0: np.r_[N_SCHOOL - y0[0], y0],
+        lambda z: z[:, 1:],
+        lambda q: f"beta={q[0]:.3f}, g1={q[1]:.3f}, g2={q[2]:.3f}",
+    ),
+}
+
+
+def fit_textbook(kind: str, t: np.ndarray, y: np.ndarray) -> tuple[str, float]:
+    """The textbook model ``kind`` fitted by scipy trajectory matching from each of its
+    starts; the fitted law (printed) and rollout R^2 of the best."""
+    rhs, starts, state0, observe, law = TEXTBOOK[kind]
+    fits = [trajectory_fit(rhs, p0, state0(y[0]), t, y, observe) for p0 in starts]
+    q, _, s_r2 = max(fits, key=lambda f: f[2])
+    return law(q), s_r2
+
+
+def load_cases() -> list[tuple[str, np.ndarray, np.ndarray, str, str, list[str]]]:
+    """(name, t, y, dynafit family, textbook model, variable names) of each data set."""
+    spec = [
+        (
+            "competition (Gause 1934, Paramecium)",
+            "gause_paramecium_mixture.csv",
+            "day",
+            ["caudatum", "aurelia"],
+            "lotka_volterra",
+            "lv",
+        ),
+        (
+            "predator-prey (lynx-hare 1900-1920)",
+            "lynx_hare_1900_1920.csv",
+            "year",
+            ["hare", "lynx"],
+            "lotka_volterra",
+            "pp",
+        ),
+        (
+            "epidemic (boarding school 1978)",
+            "boarding_school_influenza_1978.csv",
+            "day",
+            ["in_bed", "convalescent"],
+            "polynomial",
+            "sir",
+        ),
+    ]
+    cases = []
+    for name, file, time_col, cols, family, textbook in spec:
+        df = pd.read_csv(DATA / file, comment="#")
+        y = df[cols].to_numpy(float)
+        names = ["B", "C"] if textbook == "sir" else cols
+        cases.append((name, df[time_col].to_numpy(float), y, family, textbook, names))
+    return cases
+
+
 def main() -> None:
     import dynafit
 
     rows = []
-    # ---- competition: Gause 1934
-    df = pd.read_csv(DATA / "gause_paramecium_mixture.csv", comment="#")
-    cases = [
-        (
-            "competition (Gause 1934, Paramecium)",
-            df["day"].to_numpy(float),
-            df[["caudatum", "aurelia"]].to_numpy(float),
-            "lotka_volterra",
-            "lv",
-        ),
-    ]
-    df = pd.read_csv(DATA / "lynx_hare_1900_1920.csv", comment="#")
-    cases.append(
-        (
-            "predator-prey (lynx-hare 1900-1920)",
-            df["year"].to_numpy(float),
-            df[["hare", "lynx"]].to_numpy(float),
-            "lotka_volterra",
-            "pp",
-        )
-    )
-    df = pd.read_csv(DATA / "boarding_school_influenza_1978.csv", comment="#")
-    cases.append(
-        (
-            "epidemic (boarding school 1978)",
-            df["day"].to_numpy(float),
-            df[["in_bed", "convalescent"]].to_numpy(float),
-            "polynomial",
-            "sir",
-        )
-    )
-    for name, t, y, family, textbook in cases:
-        names = {"lv": ["caudatum", "aurelia"], "pp": ["hare", "lynx"], "sir": ["B", "C"]}[textbook]
+    for name, t, y, family, textbook, names in load_cases():
         traj = dynafit.Trajectory(t, y, names)
         t0 = time.time()
         with warnings.catch_warnings():
@@ -137,41 +191,8 @@ def main() -> None:
         choice = model.options.get("choice", {})
         x0 = np.asarray(choice.get("initial_state", [y[0]]), dtype=float)[0]
         d_r2 = r2(y, model.simulate(t, x0))
-        # textbook model by scipy trajectory matching
         t0 = time.time()
-        if textbook == "lv":
-            # several starts (weak to strong competition); the best rollout fit is kept
-            fits = [
-                trajectory_fit(lv_rhs, np.r_[1.0, 0.8, a, a, a, a], y[0], t, y)
-                for a in (-0.002, -0.005, -0.01, -0.02)
-            ]
-            q, _, s_r2 = max(fits, key=lambda f: f[2])
-            law = f"r={np.round(q[:2], 3).tolist()}, a={np.round(q[2:].reshape(2, 2), 4).tolist()}"
-        elif textbook == "pp":
-
-            def pp(z, q):
-                a, b, c, d = q
-                return np.array([z[0] * (a - b * z[1]), z[1] * (-c + d * z[0])])
-
-            q, _, s_r2 = trajectory_fit(pp, np.r_[0.5, 0.02, 0.8, 0.02], y[0], t, y)
-            law = f"a={q[0]:.3f}, b={q[1]:.4f}, c={q[2]:.3f}, d={q[3]:.4f}"
-        else:
-
-            def sirc(z, q):
-                beta, g1, g2 = q
-                S, B, C = z
-                inf = beta * S * B / N_SCHOOL
-                return np.array([-inf, inf - g1 * B, g1 * B - g2 * C])
-
-            q, _, s_r2 = trajectory_fit(
-                sirc,
-                np.r_[1.7, 0.5, 0.5],
-                np.r_[N_SCHOOL - y[0, 0], y[0]],
-                t,
-                y,
-                observe=lambda z: z[:, 1:],
-            )
-            law = f"beta={q[0]:.3f}, g1={q[1]:.3f}, g2={q[2]:.3f}"
+        law, s_r2 = fit_textbook(textbook, t, y)
         s_secs = time.time() - t0
         eqs = "; ".join(str(e) for e in model.equations())
         signs = np.sign(model.coefficients).astype(int).tolist()

@@ -17,7 +17,7 @@ from .._trajectory import Trajectory
 from ..families._base import AbstractFamily
 from ._criteria import _criteria
 from ._pysindy import pysindy_fit
-from ._stlsq import ONE_THREAD_SIZE, stlsq_path, threadpools
+from ._stlsq import ONE_THREAD_SIZE, settle, stlsq_path, threadpools
 from ._weak import test_function_width, weak_system
 
 
@@ -265,6 +265,7 @@ class _Data:
             memo = None if key is None else self._solves.setdefault((key, alpha), {})
             with threadpools().limit(limits=1 if X.size < ONE_THREAD_SIZE else None):
                 coef = stlsq_path(X, Y, thresholds, alpha, int(opts["max_iter"]), memo)
+                coef = settle(X, Y, coef, thresholds)
             return np.where(np.isfinite(coef), coef, 0.0)
         return np.stack([pysindy_fit(X, Y, float(thr), optimizer, opts) for thr in thresholds])
 

@@ -97,6 +97,33 @@ def stlsq_path(
     return _solved(memo, "lstsq", support, target, lstsq).reshape(T, k, n)
 
 
+def settle(X: np.ndarray, Y: np.ndarray, coef: np.ndarray, thresholds) -> np.ndarray:
+    """The path ``coef`` (n_thresholds, k, n) of :func:`stlsq_path` with no coefficient
+    below its own threshold: STLSQ thresholds the ridge coefficients, then unbiases, and
+    on an ill-conditioned library (one trajectory settling to an equilibrium: cond ~1e6)
+    the ridge step spreads weight over collinear columns that the unbiased fit returns to
+    ~1e-8. Such a term contributes nothing the threshold counts, so it is dropped and the
+    support refitted (pysindy's unbias step again), until every kept coefficient is at
+    least the threshold; a well-conditioned path is returned unchanged."""
+    thr = np.asarray(thresholds, dtype=np.float64).ravel()[:, None, None]
+    out = np.array(coef, dtype=np.float64)
+    _, k, n = np.shape(coef)
+    gram = (X.T @ X, X.T @ Y)
+    for _ in range(n):
+        small = (out != 0) & (np.abs(out) < thr)
+        rows = np.flatnonzero(small.any(axis=2).ravel())  # problems p = (threshold, target)
+        if rows.size == 0:
+            break
+        flat = out.reshape(-1, n)
+        support = (flat[rows] != 0) & ~small.reshape(-1, n)[rows]
+        some = support.any(axis=1)
+        flat[rows[~some]] = 0.0
+        if some.any():
+            flat[rows[some]] = _unbiased(X, Y, support[some], rows[some] % k, *gram)
+        out = flat.reshape(out.shape)
+    return out
+
+
 def _solved(memo: dict, kind: str, support: np.ndarray, target: np.ndarray, solve) -> np.ndarray:
     """Solutions (P, n) of P problems (a target and its support each; zeros off the
     support and for an empty support), from ``memo`` where known; the distinct others by
