@@ -10,6 +10,7 @@ from ._derivative import Smoothed as Smoothed
 from ._matching import Matching as Matching
 from ._regression import OPTIMIZERS as OPTIMIZERS
 from ._regression import SR3 as SR3
+from ._regression import BudgetLeastSquares as BudgetLeastSquares
 from ._regression import STLSQ as STLSQ
 from ._regression import AbstractSparseRegression as AbstractSparseRegression
 from ._regression import Ensemble as Ensemble

@@ -72,6 +72,13 @@ class AbstractFamily(abc.ABC):
         """
         del x, names
 
+    def equilibria(self, coefficients: np.ndarray) -> list[np.ndarray] | None:
+        """The equilibria of the model with coefficients Xi ``(m, n_terms)`` in closed
+        form, when the family knows them; None (the default): ``fixed_points`` finds
+        them from the terms."""
+        del coefficients
+        return None
+
     def library_size(self, m: int) -> int:
         """Number of library columns for m variables (smaller libraries rank first)."""
         return len(self.terms(sympy.symbols(f"x0:{m}")))
