@@ -83,12 +83,16 @@ def fixed_points(
         if not np.all(np.isfinite(x)):
             continue
         jac = np.asarray(jax.jacfwd(lambda y: model.rhs(0.0, y))(jnp.asarray(x)), dtype=np.float64)
-        eig = np.linalg.eigvals(jac) if np.all(np.isfinite(jac)) else np.full(m, np.nan + 0j)
+        eig = np.full(
+            m, np.nan, dtype=np.complex128
+        )  # a state where the field is not differentiable
+        if np.all(np.isfinite(jac)):
+            eig = np.asarray(np.linalg.eigvals(jac), dtype=np.complex128)
         out.append(
             {
                 "x": x,
                 "eigenvalues": eig,
-                "stable": bool(np.all(eig.real < 0)),
+                "stable": bool(np.all(np.real(eig) < 0)),
                 "feasible": bool(np.all(x >= -1e-12)),
                 "method": method,
             }

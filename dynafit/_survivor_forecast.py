@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._budget import budget_state
 from ._fit import fit
 from ._survival import _above, _final_state, actual_survivors, precision_recall
 from ._trajectory import Trajectory
+from .families._base import AbstractFamily
 
 if TYPE_CHECKING:  # for annotations only: the model layer imports this one
     from ._model import Model
@@ -108,11 +108,14 @@ def compare_survivors(
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     if model_state not in MODEL_STATES:
         raise ValueError(f"model_state must be one of {MODEL_STATES}, got {model_state!r}")
-    has_state = getattr(getattr(model, "family", None), "name", None) == "budget_share"
+    family = getattr(model, "family", None)
+    closed = family.equilibria(model.coefficients) if isinstance(family, AbstractFamily) else None
+    has_state = bool(closed)
     if model_state == "equilibrium" and not has_state:
         raise ValueError(
             "model_state='equilibrium' needs a family whose stable state is known in closed "
-            f"form (budget_share); this model is {getattr(model.family, 'name', '?')!r}"
+            f"form (budget_share, with a positive decay); this model is "
+            f"{getattr(family, 'name', '?')!r}"
         )
     use_state = has_state and model_state != "rollout"
     if growth_span is None:
@@ -139,7 +142,7 @@ def compare_survivors(
         horizon = until - t_from
         ts = np.linspace(0.0, horizon, n_points)
         if use_state:
-            final = np.asarray(budget_state(model)["state"])
+            final = np.asarray(closed[0])  # the family's stable state (budget_state's)
             s0_from = 0.0  # the law's stable state has no S_0
         else:
             final = _final_state(model.simulate(ts, sub.x[i0]))

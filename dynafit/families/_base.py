@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import sympy
@@ -94,9 +95,10 @@ class AbstractFamily(abc.ABC):
 
 
 _REGISTRY: dict[str, type[AbstractFamily]] = {}
+_Family = TypeVar("_Family", bound=type[AbstractFamily])
 
 
-def register(cls: type[AbstractFamily]) -> type[AbstractFamily]:
+def register(cls: _Family) -> _Family:
     """Class decorator: make a family available by its ``name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
