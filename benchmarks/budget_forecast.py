@@ -45,7 +45,7 @@ def survival_features(run: dynafit.Trajectory, W: int) -> pd.DataFrame | None:
     m = len(run.names)
     if f"readout_S{m}" not in run.aux:
         return None
-    alive = set(dynafit.actual_survivors(run))
+    alive = set(dynafit.actual_survivors(run)[0])
     x = run.x
     iW = int(np.flatnonzero(np.isclose(run.t, W))[0])
     out = dict(alive=[n in alive for n in run.names])
