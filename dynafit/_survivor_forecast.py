@@ -110,6 +110,7 @@ def compare_survivors(
         raise ValueError(f"model_state must be one of {MODEL_STATES}, got {model_state!r}")
     family = getattr(model, "family", None)
     closed = family.equilibria(model.coefficients) if isinstance(family, AbstractFamily) else None
+    closed = closed or []
     has_state = bool(closed)
     if model_state == "equilibrium" and not has_state:
         raise ValueError(
