@@ -57,22 +57,31 @@ def survival_features(run: dynafit.Trajectory, W: int) -> pd.DataFrame | None:
     return pd.DataFrame(out)
 
 
+def _told_k(values: pd.Series, run: pd.DataFrame) -> float:
+    """F1 of the top k circles by ``values``, told the true count k (= precision)."""
+    k = int(run["alive"].sum())
+    top = np.argsort(-values.to_numpy())[:k]
+    return float(run["alive"].to_numpy()[top].sum() / k)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--gamma", type=float, default=0.75)
-    ap.add_argument("--window", type=int, default=200, help="W of the survival features")
+    ap.add_argument("--windows", default="100,200", help="W of the survival features")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    windows = [int(w) for w in args.windows.split(",")]
     rows, feats = [], []
     for path in args.paths:
         for run in dynafit.load(path).runs():
             seed = run.meta.get("seed")
             rows += [dict(file=path, seed=seed, **r) for r in forecast_rows(run, args.gamma)]
-            f = survival_features(run, args.window)
-            if f is not None:
-                feats.append(f.assign(seed=seed))
+            for W in windows:
+                f = survival_features(run, W)
+                if f is not None:
+                    feats.append(f.assign(seed=seed, W=W))
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     summary = df.groupby("horizon").agg(
@@ -82,11 +91,21 @@ def main() -> None:
     )
     print("forecast of 1000..2000 from a fit on 0..1000, by horizon:\n", summary.round(3))
     if feats:
-        pooled = pd.concat(feats)
-        cols = [c for c in pooled.columns if c not in ("alive", "seed")]
-        auc = {c: roc_auc_score(pooled["alive"], pooled[c]) for c in cols}
-        print("\nsurvival ROC AUC, pooled over runs and circles:")
-        print(pd.Series(auc).round(3).to_string())
+        print("\nsurvival: ROC AUC pooled over runs and circles; F1 told k (mean over runs)")
+        for W, pooled in pd.concat(feats).groupby("W"):
+            cols = [c for c in pooled.columns if c not in ("alive", "seed", "W")]
+            cols = [c for c in cols if not pooled[c].isna().all()]
+            told = pooled.groupby("seed").apply(
+                lambda g, cols=cols: g[cols].apply(lambda v: _told_k(v, g))
+            )
+            table = pd.DataFrame(
+                {
+                    "auc": [roc_auc_score(pooled["alive"], pooled[c]) for c in cols],
+                    "f1_told_k": told.mean().to_numpy(),
+                },
+                index=cols,
+            )
+            print(f"W = {W}:\n", table.round(3))
     if args.out:
         df.to_csv(args.out, index=False)
 
