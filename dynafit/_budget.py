@@ -6,14 +6,15 @@ its stable state.
 :func:`fit_budget` (what ``dynafit.fit(traj, BudgetShare(...))`` runs, as the family's
 ``fitting`` is ``Fitting.BUDGET``):
 
-1. Only the recent part of the window is used (``start``, a fraction of the window
-   skipped, 0.5 by default): in training runs the first tens of steps are a transient
+1. Only the recent part of the window is used (``start`` of the part
+   ``parts.BudgetLeastSquares``, a fraction of the window skipped, 0.5 by default): in training runs the first tens of steps are a transient
    every circle shares (the loss falls to ~0), which this law does not describe.
-2. Derivatives as ``dynafit.fit`` estimates them (``_derivatives``).
+2. Derivatives by the derivative part (as for every family), on that recent part.
 3. A linear start: dx_i/dt = e_i - lam x_i by least squares (one decay shared by all,
    a constant inflow per variable); then w_i = e_i / x_i(end)^g, E = sum_i e_i.
-4. Nonlinear least squares (scipy's ``least_squares``) of the derivatives over
-   log w (m), log E and log lam; w is normalised to mean 1.
+4. Nonlinear least squares (scipy's ``least_squares``, at most ``max_nfev``
+   evaluations) of the derivatives over log w (m), log E and log lam; w is normalised
+   to mean 1.
 
 :func:`budget_state` gives the stable state in closed form and the variables above the
 paper's survival threshold there: the count the law predicts.
@@ -29,43 +30,24 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from ._derivatives import check_method, differentiate, resolve
+from ._derivatives import differentiate
 from ._model import Model
+from ._parts import BudgetLeastSquares, Stages
 from ._survival import survival_threshold
 from ._trajectory import Trajectory
 from .families.budget_share import BudgetShare
 
-#: options of the budget fit and their defaults
-BUDGET_OPTIONS: dict[str, Any] = {
-    "start": 0.5,  # fraction of the window skipped (the shared transient)
-    "order": None,  # finite-difference order (None: 4 on clean data, as dynafit.fit)
-    "window": None,  # Savitzky-Golay window for "smoothed"
-    "max_nfev": 2000,
-}
 
-
-def fit_budget(
-    traj: Trajectory, family: BudgetShare, derivative: str = "auto", **options: Any
-) -> Model:
+def fit_budget(traj: Trajectory, family: BudgetShare, stages: Stages) -> Model:
     """Fit ``family`` to ``traj`` (one run, or a batch sharing one model) on the recent
-    part of its window; see the module docstring. ``options``: :data:`BUDGET_OPTIONS`."""
-    unknown = sorted(set(options) - set(BUDGET_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for the {family.name!r} family; valid options are "
-            f"derivative and {sorted(BUDGET_OPTIONS)}"
-        )
-    opts = {**BUDGET_OPTIONS, **options}
-    start = opts["start"]
-    if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1:
-        raise ValueError(f"start must be a fraction in [0, 1), got {start!r}")
-    nfev = opts["max_nfev"]
-    if isinstance(nfev, bool) or not isinstance(nfev, (int, np.integer)) or nfev < 1:
-        raise ValueError(f"max_nfev must be a positive int, got {nfev!r}")
-    check_method(derivative)
+    part of its window with ``stages`` (a derivative part and ``BudgetLeastSquares``);
+    see the module docstring."""
+    regression = stages.regression
+    if not isinstance(regression, BudgetLeastSquares):
+        raise ValueError(f"the budget fit needs BudgetLeastSquares, got {regression!r}")
     family.validate(traj.x, traj.names)
     t_all = traj.t
-    t_from = float(t_all[0] + start * (t_all[-1] - t_all[0]))
+    t_from = float(t_all[0] + regression.start * (t_all[-1] - t_all[0]))
     part = traj.window(t_from, float(t_all[-1]))
     x = part.x if part.is_batch else part.x[None]
     R, T, m = x.shape
@@ -74,30 +56,33 @@ def fit_budget(
             f"the recent part of the window ({t_from:g}..{t_all[-1]:g}) holds {T} times; "
             "the budget fit needs at least 5 (lower start= or give a longer window)"
         )
-    requested = derivative
-    derivative = resolve(derivative, part.x, part.t)
-    order = opts["order"]
-    if order is None:
-        order = 4 if requested == "auto" and derivative == "centered" and T >= 11 else 2
+    derivative = stages.derivative.resolve(part)
     t0 = time.perf_counter()
-    dxdt = differentiate(x, part.t, derivative, order=order, window=opts["window"])
+    dxdt = differentiate(
+        x,
+        part.t,
+        derivative.method,
+        order=derivative.derivative_order,
+        window=derivative.derivative_window,
+    )
     xs = x.reshape(-1, m).astype(np.float64)
     ds = dxdt.reshape(-1, m).astype(np.float64)
-    if derivative == "forward":  # the last row repeats a difference
+    if derivative.method == "forward":  # the last row repeats a difference
         keep = np.ones((R, T), dtype=bool)
         keep[:, -1] = False
         xs, ds = xs[keep.ravel()], ds[keep.ravel()]
     g = family.gamma
-    w, budget, decay = _least_squares(xs, ds, g, x[:, -1].mean(axis=0), int(nfev))
+    w, budget, decay = _least_squares(xs, ds, g, x[:, -1].mean(axis=0), int(regression.max_nfev))
+    requested = stages.derivative.label
     record: dict[str, Any] = {
-        "derivative": derivative,
-        **({"derivative_requested": requested} if requested != derivative else {}),
-        "order": int(order),
+        "derivative": derivative.label,
+        **({"derivative_requested": requested} if requested != derivative.label else {}),
+        "order": int(derivative.derivative_order),
         "optimizer": "least_squares",
         "n_runs": traj.n_runs,
         "t_range": [t_from, float(t_all[-1])],
         "window_start": float(t_all[0]),
-        "start": float(start),
+        "start": float(regression.start),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     fam = family.with_weights(w)
@@ -174,19 +159,10 @@ def budget_state(model: Any, *, s0: float = 0.0) -> dict[str, Any]:
         )
     m = model.n_vars
     xi = np.asarray(model.coefficients)
-    idx = np.arange(m)
-    inflow = xi[idx, idx]  # E w_i
+    state = fam.stable_state(xi)
     decay = float(-xi[0, m])
-    if not decay > 0:
-        raise ValueError(f"the model's decay rate is {decay:g}: no stable state")
-    g = fam.gamma
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        rel = np.maximum(inflow, 0.0) / max(float(np.max(inflow)), 1e-300)
-        powered = rel ** (1.0 / (1.0 - g))
-    share = powered / powered.sum()
-    budget = float(inflow.sum() / fam.weight_vector(m).sum())
-    total = budget / decay
-    state = total * share
+    total = float(state.sum())
+    share = state / total
     level = float(survival_threshold(state, s0))
     alive = [n for n, v in zip(model.names, state) if v > level]
     return {
@@ -195,7 +171,7 @@ def budget_state(model: Any, *, s0: float = 0.0) -> dict[str, Any]:
         "threshold": level,
         "survivors": alive,
         "count": len(alive),
-        "budget": budget,
+        "budget": total * decay,
         "decay": decay,
         "total": total,
     }

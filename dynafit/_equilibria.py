@@ -34,6 +34,8 @@ def fixed_points(
     - affine right-hand side (linear family): solve A x + b = 0 (none if A is singular);
     - Lotka-Volterra form x_i (r_i + sum_j a_ij x_j): every feasible equilibrium, interior
       and boundary (each subset of surviving variables, up to ``max_subsets`` subsets);
+    - a family that knows its equilibria in closed form (``family.equilibria``, the
+      budget_share family's stable state): those, marked with the family's name;
     - anything else: Newton's method from ``starts`` (``(K, m)``, or random points in
       [-1, 1]^m), deduplicated, marked ``"method": "newton"``.
 
@@ -44,7 +46,7 @@ def fixed_points(
     z = canonical_symbols(m)
     terms = list(expanded_terms(model.family, z))
     prefs = list(model.family.prefactors(z))
-    affine = all(sympy.Poly(e, *z).total_degree() <= 1 for e in terms)
+    affine = all(e.is_polynomial(*z) and sympy.Poly(e, *z).total_degree() <= 1 for e in terms)
     xi = model.coefficients
     A, b = np.zeros((m, m)), np.zeros(m)  # Xi theta = b + A x, when theta is affine
     if affine:
@@ -53,7 +55,10 @@ def fixed_points(
         const = np.array([float(sympy.Poly(e, *z).coeff_monomial(1)) for e in terms])
         A, b = xi @ lin, xi @ const
     points: list[tuple[np.ndarray, str]] = []
-    if affine and all(p == 1 for p in prefs):
+    closed = model.family.equilibria(xi)
+    if closed is not None:
+        points = [(np.asarray(x, dtype=np.float64), model.family.name) for x in closed]
+    elif affine and all(p == 1 for p in prefs):
         try:
             points.append((np.linalg.solve(A, -b), "linear"))
         except np.linalg.LinAlgError:
@@ -78,12 +83,16 @@ def fixed_points(
         if not np.all(np.isfinite(x)):
             continue
         jac = np.asarray(jax.jacfwd(lambda y: model.rhs(0.0, y))(jnp.asarray(x)), dtype=np.float64)
-        eig = np.linalg.eigvals(jac)
+        eig = np.full(
+            m, np.nan, dtype=np.complex128
+        )  # a state where the field is not differentiable
+        if np.all(np.isfinite(jac)):
+            eig = np.asarray(np.linalg.eigvals(jac), dtype=np.complex128)
         out.append(
             {
                 "x": x,
                 "eigenvalues": eig,
-                "stable": bool(np.all(eig.real < 0)),
+                "stable": bool(np.all(np.real(eig) < 0)),
                 "feasible": bool(np.all(x >= -1e-12)),
                 "method": method,
             }

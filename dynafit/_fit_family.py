@@ -8,7 +8,8 @@ Each stage is a frozen part of :mod:`dynafit.parts` (``Stages`` bundles them); t
 strings and keyword options of ``fit`` are shorthands for the default parts. The
 term-library families run the sparse stages (:mod:`dynafit._parts._sparse`); the
 shared-rate families least squares and trajectory matching
-(:mod:`dynafit._parts._shared_rate`), as their ``fitting`` attribute says.
+(:mod:`dynafit._parts._shared_rate`), the budget family its own least squares
+(:mod:`dynafit._budget`), as their ``fitting`` attribute says.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ FITS = {
     Fitting.SPARSE: fit_sparse,
     Fitting.SHARED_RATE: fit_shared_rate,
     Fitting.RATIONAL: fit_rational,  # issue 21
+    Fitting.BUDGET: fit_budget,  # issue 24
 }
 
 
@@ -65,22 +67,6 @@ def fit_family(
     if not isinstance(traj, Trajectory):
         raise ValueError(f"fit needs a dynafit.Trajectory, got {type(traj).__name__}")
     fam = get_family(family)
-    if fam.fitting is Fitting.BUDGET:  # its own least squares (issue 24)
-        given: dict[str, object] = dict(optimizer=optimizer, threshold=threshold)
-        given.update(n_terms=n_terms, criterion=criterion, matching=matching, stages=stages)
-        default: dict[str, object] = dict(optimizer="stlsq", threshold=None, n_terms=None)
-        default.update(criterion="holdout", matching=DEFAULT_MATCHING, stages=None)
-        extra = sorted(k for k in given if given[k] != default[k])
-        if extra:
-            raise ValueError(
-                f"the {fam.name!r} family is fitted by least squares; {extra} do not apply"
-            )
-        if not isinstance(derivative, str):
-            raise ValueError(
-                f"the {fam.name!r} family takes its derivative by name "
-                f"('auto', 'centered', ...), got {derivative!r}"
-            )
-        return fit_budget(traj, fam, derivative, **options)
     parts = resolve_stages(
         fam, stages, derivative, optimizer, threshold, n_terms, criterion, matching, options
     )

@@ -283,7 +283,8 @@ class Model:
         }
         if shared:
             out["shared"] = [
-                {"name": str(sym), "polynomial": polynomial_terms(expr, z)} for sym, expr in shared
+                {"name": str(sym), _shared_key(expr, z): shared_data(expr, z)}
+                for sym, expr in shared
             ]
         if self.sweep is not None:
             out["sweep"] = {
@@ -387,18 +388,9 @@ def _family_from_data(
     want_prefs = tuple(
         _term_from_data(e, z, f"{source}: prefactors[{k}]") for k, e in enumerate(pref_exp)
     )
-    if name in family_names():
-        try:
-            candidate = type(get_family(name))(**params)
-            same = (
-                tuple(candidate.terms(z)) == want_terms
-                and [(str(sym), polynomial_terms(e, z)) for sym, e in candidate.shared(z)] == shared
-                and tuple(candidate.prefactors(z)) == want_prefs
-            )
-        except (TypeError, ValueError):
-            same = False
-        if same:
-            return candidate
+    registered = _registered_family(name, params, z, term_exp, want_terms, want_prefs, shared)
+    if registered is not None:
+        return registered
     if any(isinstance(e, dict) for e in (*term_exp, *pref_exp)):
         if shared:
             raise ValueError(f"{source}: term trees with shared quantities are not supported")
@@ -409,7 +401,42 @@ def _family_from_data(
             name=name or "library",
             positive=params.get("positive", False) is True,
         )
+    if any(isinstance(poly, dict) for _, poly in shared):
+        raise ValueError(
+            f"{source}: shared quantities given as term trees belong to a registered "
+            f"family with the same parameters; {name!r} with {params} does not match"
+        )
     return MonomialFamily(name, term_exp, pref_exp, shared or None)
+
+
+def _registered_family(
+    name: str,
+    params: dict[str, Any],
+    z: Sequence[sympy.Symbol],
+    term_exp: list[Any],
+    want_terms: tuple,
+    want_prefs: tuple,
+    shared: list,
+) -> AbstractFamily | None:
+    """The registered family ``name`` built with ``params``, when its terms, shared
+    quantities and prefactors are the file's (terms compared as expressions or as the
+    data they save to); else None."""
+    if name not in family_names():
+        return None
+    try:
+        candidate = type(get_family(name))(**params)
+        own = candidate.shared(z)
+        own_over = (*z, *(sym for sym, _ in own))
+        same = (
+            tuple(candidate.terms(z)) == want_terms
+            or [term_data(e, own_over) for e in candidate.terms(z)] == term_exp
+        ) and (
+            [(str(sym), shared_data(e, z)) for sym, e in own] == shared
+            and tuple(candidate.prefactors(z)) == want_prefs
+        )
+    except (TypeError, ValueError):
+        return None
+    return candidate if same else None
 
 
 def term_data(expr: Any, symbols: Sequence[sympy.Symbol]) -> Any:
@@ -436,21 +463,42 @@ def polynomial_terms(expr: Any, symbols: Sequence[sympy.Symbol]) -> list[list[An
     return [[float(c), [int(e) for e in k]] for k, c in sorted(poly.terms())]
 
 
+def _shared_key(expr: Any, symbols: Sequence[sympy.Symbol]) -> str:
+    return "polynomial" if sympy.sympify(expr).is_polynomial(*symbols) else "tree"
+
+
+def shared_data(expr: Any, symbols: Sequence[sympy.Symbol]) -> Any:
+    """A shared quantity as JSON data: ``polynomial_terms`` when it is a polynomial over
+    ``symbols``, else its term tree (``families/_tree.py``; the budget's
+    Z = sum_j w_j x_j^g)."""
+    if _shared_key(expr, symbols) == "polynomial":
+        return polynomial_terms(expr, symbols)
+    return to_tree(expr, symbols)
+
+
 def _shared_from_data(value: Any, m: int, names: Sequence[str], source: str) -> list:
-    """The ``"shared"`` entry of a saved model, checked: ``[(name, polynomial), ...]``."""
+    """The ``"shared"`` entry of a saved model, checked: ``[(name, polynomial), ...]``, a
+    polynomial's rows as :func:`polynomial_terms` writes them, or a term tree (a dict)."""
     bad = ValueError(
         f"{source}: 'shared' must be a list of {{'name': identifier, 'polynomial': "
-        f"[[number, [{m} non-negative ints]], ...]}}"
+        f"[[number, [{m} non-negative ints]], ...]}} or {{'name': identifier, 'tree': term tree}}"
     )
     if not isinstance(value, list):
         raise bad
     out = []
     for item in value:
-        if not isinstance(item, dict) or set(item) != {"name", "polynomial"}:
+        if not isinstance(item, dict) or set(item) not in (
+            {"name", "polynomial"},
+            {"name", "tree"},
+        ):
             raise bad
-        name, poly = item["name"], item["polynomial"]
+        name, poly = item["name"], item.get("polynomial", item.get("tree"))
         if not isinstance(name, str) or not name.isidentifier() or name in names:
             raise bad
+        if isinstance(poly, dict):  # checked by building it: a malformed tree is a ValueError
+            from_tree(poly, canonical_symbols(m), f"{source}: shared {name!r}")
+            out.append((name, poly))
+            continue
         if not isinstance(poly, list):
             raise bad
         rows = []

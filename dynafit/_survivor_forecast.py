@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._budget import budget_state
 from ._fit import fit
 from ._survival import _above, _final_state, actual_survivors, precision_recall
 from ._trajectory import Trajectory
@@ -150,11 +149,15 @@ def _uses_state(model: Model, model_state: str) -> bool:
     """Whether the model's survivors are read from its closed-form stable state."""
     if model_state not in MODEL_STATES:
         raise ValueError(f"model_state must be one of {MODEL_STATES}, got {model_state!r}")
-    has_state = getattr(getattr(model, "family", None), "name", None) == "budget_share"
+    family = getattr(model, "family", None)
+    closed = family.equilibria(model.coefficients) if isinstance(family, AbstractFamily) else None
+    closed = closed or []
+    has_state = bool(closed)
     if model_state == "equilibrium" and not has_state:
         raise ValueError(
             "model_state='equilibrium' needs a family whose stable state is known in closed "
-            f"form (budget_share); this model is {getattr(model.family, 'name', '?')!r}"
+            f"form (budget_share, with a positive decay); this model is "
+            f"{getattr(family, 'name', '?')!r}"
         )
     return has_state and model_state != "rollout"
 

@@ -27,6 +27,7 @@ from ._parts import AbstractDerivative as AbstractDerivative
 from ._parts import AbstractSelection as AbstractSelection
 from ._parts import AbstractSparseRegression as AbstractSparseRegression
 from ._parts import Auto as Auto
+from ._parts import BudgetLeastSquares as BudgetLeastSquares
 from ._parts import Centered as Centered
 from ._parts import Ensemble as Ensemble
 from ._parts import Formulation as Formulation

@@ -68,6 +68,59 @@ def test_stable_state_is_where_the_law_settles(truth, transient):
     assert list(by_roll["predicted"]) == list(by_state["predicted"])
 
 
+def test_saved_model_round_trips(truth, transient, tmp_path):
+    model = dynafit.fit(transient, BudgetShare(GAMMA))
+    path = model.save(tmp_path / "budget.json")
+    assert "pickle" not in path.read_text()
+    back = dynafit.load_model(path)
+    assert isinstance(back.family, BudgetShare) and back.family == model.family
+    np.testing.assert_array_equal(back.coefficients, model.coefficients)
+    assert str(back) == str(model) and back.options == model.options
+    assert dynafit.budget_state(back)["survivors"] == ["S1", "S2"]
+    np.testing.assert_allclose(
+        back.simulate(transient.t, transient.x[0]), model.simulate(transient.t, transient.x[0])
+    )
+    # a tampered shared quantity no longer matches the family: refused, not guessed
+    data = model.to_dict()
+    data["family_params"]["gamma"] = 0.5
+    with pytest.raises(ValueError, match="shared quantities"):
+        dynafit.Model.from_dict(data)
+    data = model.to_dict()
+    data["shared"][0]["tree"] = {"op": "eval", "args": []}
+    with pytest.raises(ValueError, match="unknown operator"):
+        dynafit.Model.from_dict(data)
+
+
+def test_fixed_points_give_the_stable_state(truth, transient):
+    (point,) = truth.fixed_points()
+    np.testing.assert_allclose(point["x"], dynafit.budget_state(truth)["state"])
+    assert point["stable"] and point["feasible"] and point["method"] == "budget_share"
+    np.testing.assert_allclose(truth.rhs(0.0, point["x"]), 0.0, atol=1e-4)
+    scores = truth.score(transient)
+    assert not scores["diverged"] and scores["rollout_r2"] > 0.999
+
+
+def test_fit_dispatches_through_the_parts(transient):
+    from dynafit import parts
+
+    stages = parts.Stages(
+        derivative=parts.Centered(order=4),
+        regression=parts.BudgetLeastSquares(start=0.5),
+        selection=None,
+        matching=None,
+    )
+    by_parts = dynafit.fit(transient, BudgetShare(GAMMA), stages=stages)
+    by_names = dynafit.fit(transient, BudgetShare(GAMMA), derivative="centered", order=4)
+    np.testing.assert_allclose(by_parts.coefficients, by_names.coefficients)
+    assert by_parts.options["derivative"] == "centered"
+    with pytest.raises(ValueError, match="BudgetLeastSquares"):
+        dynafit.fit(transient, BudgetShare(GAMMA), stages=parts.Stages())
+    with pytest.raises(ValueError, match="do not apply"):
+        dynafit.fit(transient, BudgetShare(GAMMA), threshold=0.1)
+    with pytest.raises(ValueError, match="matching"):
+        parts.Stages(regression=parts.BudgetLeastSquares(), selection=None)
+
+
 def test_equations_name_the_budget_once(truth):
     text = str(truth)
     assert "Z = " in text and "S1**(3/4)/Z" in text

@@ -3,6 +3,8 @@ against a direct computation from a trainer's saved embeddings and weights."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,3 +90,49 @@ def test_bad_input_is_a_value_error(run):
         dynafit.circle_quantities(emb, w1, emb[:, :, :-1])
     with pytest.raises(ValueError, match="finite"):
         dynafit.circle_readout(np.full_like(emb, np.nan), w1)
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return train_result(dataclasses.replace(C, record_circles=True), [3], progress=False)
+
+
+def _net_at(run, i: int) -> tm.Net:
+    layers = (run.extras[f"params__{k}"][0, i] for k in ("w1", "b1", "w2", "b2", "w3", "b3"))
+    return tm.Net(jnp.asarray(run.extras["embeddings"][0, i]), *map(jnp.asarray, layers))
+
+
+def test_recorded_readout_and_gradient_match_the_snapshots(run, recorded):
+    traj, m = recorded.trajectory, (C.p - 1) // 2
+    readout = np.stack([traj.aux[f"readout_S{k}"][0] for k in range(m + 1)], axis=-1)
+    gradient = np.stack([traj.aux[f"gradient_S{k}"][0] for k in range(m + 1)], axis=-1)
+    assert readout.shape == gradient.shape == (C.steps + 1, m + 1)
+    # recording changes nothing else
+    np.testing.assert_array_equal(traj.x, run.trajectory.x)
+    static = tm.Static(
+        p=C.p, lr=C.lr, wd=C.wd, n_train=tm.n_train(C.p, C.frac), freeze_embedding=False
+    )
+    split = tm.Split(jnp.asarray(tm.init_mask(3, p=C.p, n_train=static.n_train)))
+    steps = recorded.extras["snapshot_steps"]
+    emb, w1 = recorded.extras["embeddings"][0], recorded.extras["params__w1"][0]
+    for i, t in enumerate(steps):
+        net = _net_at(recorded, i)
+        grad = jax.grad(lambda e, n=net: tm.metrics(n, split, tm.labels(C.p), static, e)[0])
+        q = dynafit.circle_quantities(emb[i], w1[i], np.asarray(grad(net.embedding)))
+        np.testing.assert_allclose(readout[t], q["readout"], rtol=1e-5)
+        np.testing.assert_allclose(gradient[t], q["gradient"], rtol=1e-4, atol=1e-7)
+    assert not np.allclose(gradient[0], gradient[-1])
+
+
+def test_recorded_quantities_save_and_resume(recorded, tmp_path):
+    path = recorded.save(tmp_path / "run.npz")
+    back = dynafit.load(path)
+    np.testing.assert_array_equal(back.aux["readout_S1"], recorded.trajectory.aux["readout_S1"])
+    cfg = dataclasses.replace(C, record_circles=True, checkpoint_every=10)
+    first = train_result(cfg, [3], checkpoint_dir=tmp_path / "ck", progress=False)
+    resumed = train_result(cfg, [3], checkpoint_dir=tmp_path / "ck", progress=False)
+    for key in ("readout_S2", "gradient_S2"):
+        np.testing.assert_array_equal(resumed.trajectory.aux[key], first.trajectory.aux[key])
+        np.testing.assert_allclose(first.trajectory.aux[key], recorded.trajectory.aux[key])
+    with pytest.raises(ValueError, match="record_circles"):
+        TrainConfig(record_circles=1).validate()  # pyright: ignore[reportArgumentType]

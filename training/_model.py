@@ -71,6 +71,7 @@ class Static(NamedTuple):
     wd: float
     n_train: int
     freeze_embedding: bool
+    record_circles: bool = False
 
 
 def labels(p: int) -> Int[Array, " pairs"]:
@@ -179,28 +180,44 @@ class Record(NamedTuple):
     test_loss: Float[Array, ""]
     train_acc: Float[Array, ""]
     test_acc: Float[Array, ""]
+    readout: Float[Array, " circles"] | None  # R_0..R_m with record_circles, else None
+    gradient: Float[Array, " circles"] | None  # G_0..G_m with record_circles, else None
+
+
+def circle_readout(net: Net) -> Float[Array, " circles"]:
+    """R_k = ||W_a F_k|| + ||W_b F_k||, k = 0..m, F_k the embedding's Fourier component k:
+    how strongly the first layer reads circle k (``dynafit.circle_readout``, in JAX)."""
+    e = net.embedding
+    p, dim = e.shape
+    f = jnp.fft.fft(e, axis=0)[: (p - 1) // 2 + 1]  # (m + 1, dim), complex
+    w = net.w1.astype(f.dtype)
+    return jnp.linalg.norm(f @ w[:, :dim].T, axis=-1) + jnp.linalg.norm(f @ w[:, dim:].T, axis=-1)
+
+
+def _record(net: Net, metrics_, grad_e, static: Static) -> Record:
+    """The record of ``net`` with its metrics and the embedding's loss gradient there."""
+    extra = (None, None)
+    if static.record_circles:
+        extra = (circle_readout(net).astype(grad_e.dtype), circle_signals(grad_e))
+    train_loss, (test_loss, train_acc, test_acc) = metrics_
+    return Record(circle_signals(net.embedding), train_loss, test_loss, train_acc, test_acc, *extra)
 
 
 def probe(net: Net, split: Split, labels, static: Static) -> tuple[Record, Array]:
     """The record of a state, and the spectrum || FFT_k(dL/dE) || (k = 0..m) of the
     training loss's embedding gradient there (the paper's "initial gradient" at init)."""
     fn = functools.partial(metrics, net, split, labels, static)
-    (train_loss, (test_loss, train_acc, test_acc)), grad = jax.value_and_grad(fn, has_aux=True)(
-        net.embedding
-    )
-    record = Record(circle_signals(net.embedding), train_loss, test_loss, train_acc, test_acc)
-    return record, circle_signals(grad)
+    values, grad = jax.value_and_grad(fn, has_aux=True)(net.embedding)
+    return _record(net, values, grad, static), circle_signals(grad)
 
 
 def step(state, split: Split, labels, static: Static):
-    """One full-batch AdamW update; returns the new state and the record of the old one."""
+    """One full-batch AdamW update; returns the new state and the record of the old one
+    (its gradient spectrum is 0 with ``freeze_embedding``: the loss does not reach E)."""
     net, opt_state = state
-    (train_loss, (test_loss, train_acc, test_acc)), grads = eqx.filter_value_and_grad(
-        _objective, has_aux=True
-    )(net, split, labels, static)
+    values, grads = eqx.filter_value_and_grad(_objective, has_aux=True)(net, split, labels, static)
     updates, opt_state = optimizer(static).update(grads, opt_state, net)
     if static.freeze_embedding:  # no gradient step and no weight decay on E
         updates = eqx.tree_at(lambda n: n.embedding, updates, jnp.zeros_like(net.embedding))
     new_net = eqx.apply_updates(net, updates)
-    record = Record(circle_signals(net.embedding), train_loss, test_loss, train_acc, test_acc)
-    return (new_net, opt_state), record
+    return (new_net, opt_state), _record(net, values, grads.embedding, static)

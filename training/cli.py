@@ -61,6 +61,8 @@ _HELP = {
     "scale_factor": "factor (%(default)s)",
     "snapshot_every": "keep E every N steps",
     "snapshot_params": "with --snapshot-every, keep the whole network (embedding and MLP)",
+    "record_circles": "also record each circle's read-out by the first layer and gradient "
+    "every step (aux readout_S<k>, gradient_S<k>)",
     "matmul_precision": "JAX's default matmul precision; 'default' or 'tensorfloat32' is TF32 "
     "on recent NVIDIA GPUs, 'highest' full float32 (default %(default)s; a CPU is full "
     "float32 always)",

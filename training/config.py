@@ -28,7 +28,7 @@ MATMUL_PRECISIONS = ("highest", "float32", "high", "tensorfloat32", "default", "
 #: they existed) they stay out of a run's identity, so a run saved or checkpointed before
 #: a field existed is still recognised, and resumed, by a command that leaves it at its
 #: default.
-LATER_FIELDS = ("snapshot_params", "matmul_precision")
+LATER_FIELDS = ("snapshot_params", "matmul_precision", "record_circles")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,10 @@ class TrainConfig:
         chunk or be a multiple of it.
     snapshot_params: with snapshot_every, keep the whole network (embedding and MLP)
         at the same steps (N must then be a multiple of chunk).
+    record_circles: also record, every step, the first layer's read-out of each circle
+        R_k = ||W_a F_k|| + ||W_b F_k|| and the loss gradient's spectrum
+        G_k = ||FFT_k(dL/dE)||, k = 0..m (``dynafit.circle_quantities``'s quantities),
+        as the trajectory's aux series ``readout_S<k>`` and ``gradient_S<k>``.
     matmul_precision: JAX's default matmul precision while training (see
         ``MATMUL_PRECISIONS``); "highest" makes float32 mean float32 on a GPU too.
     chunk: steps per compiled lax.scan chunk (progress and host transfer between chunks).
@@ -71,6 +75,7 @@ class TrainConfig:
     scale_factor: float = 1.0
     snapshot_every: int = 0
     snapshot_params: bool = False
+    record_circles: bool = False
     matmul_precision: str = "highest"
     chunk: int = 100
     checkpoint_every: int = 1000
@@ -103,6 +108,7 @@ class TrainConfig:
                 f"{self.matmul_precision!r}"
             )
         _bool(self.snapshot_params, "snapshot_params")
+        _bool(self.record_circles, "record_circles")
         self._check_schedule()
         return self
 

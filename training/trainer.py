@@ -35,6 +35,8 @@ CHECKPOINT_SCHEMA = "training.checkpoint/1"
 EXTRA_PREFIX = "extra__"
 _AUX = ("s0", "train_loss", "test_loss", "train_acc", "test_acc")
 _MLP_LAYERS = ("w1", "b1", "w2", "b2", "w3", "b3")
+#: per-circle series kept with record_circles, each (R, T, m+1) for k = 0..m
+_CIRCLES = ("readout", "gradient")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +141,7 @@ def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embe
         wd=float(config.wd),
         n_train=_model.n_train(config.p, config.frac),
         freeze_embedding=config.freeze_embedding,
+        record_circles=config.record_circles,
     )
     labels = _model.labels(config.p)
     state, split = _init(config, seeds, static, dtype, init_embeddings)
@@ -146,6 +149,8 @@ def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embe
 
     steps, m = config.steps, config.n_circles
     hist = _History(len(seeds), steps, m, dtype, config.snapshot_every, config.p, config.dim)
+    if config.record_circles:
+        hist.add_circles()
     if config.snapshot_params:
         hist.add_params(state[0])
     ckpt, start, state = _resume(checkpoint_dir, config, seeds, init_embeddings, state, hist)
@@ -319,6 +324,11 @@ class _History:
         self.snapshot_steps = np.arange(n_snap, dtype=np.int64) * max(snapshot_every, 1)
         self.embeddings = np.zeros((R, n_snap, p, dim), dtype) if snapshot_every else None
         self.params: dict[str, np.ndarray] = {}
+        self.circles: dict[str, np.ndarray] = {}  # readout, gradient (R, T, m+1)
+
+    def add_circles(self) -> None:
+        """Also keep each circle's read-out and gradient every step (``record_circles``)."""
+        self.circles = {k: np.zeros_like(self.signals) for k in _CIRCLES}
 
     def add_params(self, nets) -> None:
         """Also keep the MLP's layers at every snapshot (``snapshot_params``)."""
@@ -337,6 +347,8 @@ class _History:
         self.signals[:, t0 : t0 + n] = np.swapaxes(sig, 0, 1)
         for key in _AUX[1:]:
             self.series[key][:, t0 : t0 + n] = np.asarray(getattr(record, key)).T
+        for key, arr in self.circles.items():
+            arr[:, t0 : t0 + n] = np.swapaxes(np.asarray(getattr(record, key)), 0, 1)
 
     def put_snapshot(self, t: int, embedding: np.ndarray, nets=None) -> None:
         if t % self.every == 0:
@@ -360,6 +372,7 @@ class _History:
     def rows(self, a: int, b: int) -> dict[str, np.ndarray]:
         out = {"signals": self.signals[:, a:b]}
         out.update({k: v[:, a:b] for k, v in self.series.items()})
+        out.update({k: v[:, a:b] for k, v in self.circles.items()})
         if self.every:
             idx = (self.snapshot_steps >= a) & (self.snapshot_steps < b)
             out["snapshot_steps"] = self.snapshot_steps[idx]
@@ -372,6 +385,8 @@ class _History:
         self.signals[:, a : a + n] = arrays["signals"]
         for k in self.series:
             self.series[k][:, a : a + n] = arrays[k]
+        for k, v in self.circles.items():
+            v[:, a : a + n] = arrays[k]
         if self.every:
             for i, t in enumerate(arrays["snapshot_steps"]):
                 self.embeddings[:, int(t) // self.every] = arrays["embeddings"][:, i]
@@ -555,6 +570,8 @@ def _trajectory(config: TrainConfig, seeds: list[int], hist: _History) -> Trajec
             }
         )
     aux = {"s0": s0, **hist.series}
+    for key, arr in hist.circles.items():  # readout_S0..readout_Sm, gradient_S0..
+        aux.update({f"{key}_S{k}": arr[..., k] for k in range(m + 1)})
     t = np.arange(config.steps + 1, dtype=np.float64)
     return Trajectory(t, x, names, {"runs": runs}, aux)
 

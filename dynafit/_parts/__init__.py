@@ -12,6 +12,7 @@ from ._regression import OPTIMIZERS as OPTIMIZERS
 from ._regression import SR3 as SR3
 from ._regression import STLSQ as STLSQ
 from ._regression import AbstractSparseRegression as AbstractSparseRegression
+from ._regression import BudgetLeastSquares as BudgetLeastSquares
 from ._regression import Ensemble as Ensemble
 from ._regression import Formulation as Formulation
 from ._regression import SharedRate as SharedRate

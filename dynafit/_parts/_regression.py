@@ -193,6 +193,26 @@ class SharedRate(eqx.Module):
             raise ValueError(f"competitive must be True, False or None, got {self.competitive!r}")
 
 
+class BudgetLeastSquares(eqx.Module):
+    """The budget_share family's regression (:mod:`dynafit._budget`): nonlinear least
+    squares of the derivatives over the weights, the budget and the decay (scipy's
+    ``least_squares``, at most ``max_nfev`` evaluations), on the window after its first
+    ``start`` fraction (the transient every circle shares)."""
+
+    __repr__ = describe
+
+    start: float = 0.5
+    max_nfev: int = 2000
+
+    def __check_init__(self):
+        s = self.start
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.floating)) or not 0 <= s < 1:
+            raise ValueError(f"start must be a fraction in [0, 1), got {s!r}")
+        n = self.max_nfev
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"max_nfev must be a positive int, got {n!r}")
+
+
 def regression_part(
     optimizer: str | AbstractSparseRegression, options: dict[str, Any]
 ) -> AbstractSparseRegression:

@@ -11,7 +11,13 @@ import equinox as eqx
 from ..families._base import AbstractFamily, Fitting
 from ._derivative import AbstractDerivative, Auto, derivative_part
 from ._matching import Matching
-from ._regression import STLSQ, AbstractSparseRegression, SharedRate, regression_part
+from ._regression import (
+    STLSQ,
+    AbstractSparseRegression,
+    BudgetLeastSquares,
+    SharedRate,
+    regression_part,
+)
 from ._repr import describe
 from ._selection import AbstractSelection, HeldOut, selection_part
 
@@ -53,6 +59,8 @@ SHARED_RATE_OPTIONS = (
     "order", "window", "competitive", "als_iter", "steps", "lr", "horizons",
     "time_limit", "rtol", "atol", "max_steps",
 )  # fmt: skip
+#: keyword options of the budget fit (the derivative's and ``BudgetLeastSquares``'s)
+BUDGET_OPTIONS = ("order", "window", "start", "max_nfev")
 #: the trajectory-matching options among them
 MATCHING_OPTIONS = ("steps", "lr", "horizons", "time_limit", "rtol", "atol", "max_steps")
 
@@ -68,13 +76,14 @@ class Stages(eqx.Module):
 
     Term-library families take a sparse regression part (``STLSQ``, ``SR3``,
     ``Ensemble``) and a selection part; the shared-rate families take ``SharedRate`` and
-    no selection (``selection=None``). ``matching=None`` turns trajectory matching off.
+    no selection (``selection=None``); the budget family ``BudgetLeastSquares``, no
+    selection and no matching. ``matching=None`` turns trajectory matching off.
     """
 
     __repr__ = describe
 
     derivative: AbstractDerivative = Auto()
-    regression: AbstractSparseRegression | SharedRate = STLSQ()
+    regression: AbstractSparseRegression | SharedRate | BudgetLeastSquares = STLSQ()
     selection: AbstractSelection | None = HeldOut()
     matching: Matching | None = Matching()
 
@@ -83,14 +92,22 @@ class Stages(eqx.Module):
             raise ValueError(
                 f"derivative must be a dynafit.parts derivative, got {self.derivative!r}"
             )
-        if not isinstance(self.regression, (AbstractSparseRegression, SharedRate)):
+        if not isinstance(
+            self.regression, (AbstractSparseRegression, SharedRate, BudgetLeastSquares)
+        ):
             raise ValueError(
                 f"regression must be a dynafit.parts regression, got {self.regression!r}"
             )
         if self.selection is not None and not isinstance(self.selection, AbstractSelection):
             raise ValueError(f"selection must be a dynafit.parts selection, got {self.selection!r}")
-        if isinstance(self.regression, SharedRate) and self.selection is not None:
-            raise ValueError("the shared-rate regression chooses no threshold: give selection=None")
+        if isinstance(self.regression, (SharedRate, BudgetLeastSquares)) and (
+            self.selection is not None
+        ):
+            raise ValueError(
+                f"{type(self.regression).__name__} chooses no threshold: give selection=None"
+            )
+        if isinstance(self.regression, BudgetLeastSquares) and self.matching is not None:
+            raise ValueError("BudgetLeastSquares is not followed by matching: give matching=None")
         if isinstance(self.regression, AbstractSparseRegression) and self.selection is None:
             raise ValueError("a sparse regression needs a selection part")
         if self.matching is not None and not isinstance(self.matching, Matching):
@@ -120,6 +137,8 @@ def resolve_stages(
         _check_family(family, stages)
         return stages
     options = dict(options)
+    if family.fitting is Fitting.BUDGET:
+        return _budget_stages(family, derivative, optimizer, threshold, n_terms, matching, options)
     if family.fitting is Fitting.SHARED_RATE:
         # criterion is accepted and unused, as before the parts (compare passes it on)
         return _shared_rate_stages(
@@ -191,10 +210,44 @@ def _shared_rate_stages(
     return Stages(deriv, regression, None, _matching_part(matching, options))
 
 
+def _budget_stages(
+    family: AbstractFamily,
+    derivative: Any,
+    optimizer: Any,
+    threshold: float | None,
+    n_terms: int | None,
+    matching: Any,
+    options: dict[str, Any],
+) -> Stages:
+    if optimizer != "stlsq" or threshold is not None or n_terms is not None:
+        raise ValueError(
+            f"the {family.name!r} family is fitted by least squares; optimizer, threshold "
+            "and n_terms do not apply"
+        )
+    if matching is not None and matching is not DEFAULT_MATCHING:
+        raise ValueError(f"the {family.name!r} family is not followed by trajectory matching")
+    unknown = sorted(set(options) - set(BUDGET_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for the {family.name!r} family; valid options are "
+            f"derivative, stages and {sorted(BUDGET_OPTIONS)}"
+        )
+    deriv = derivative_part(derivative, options.pop("order", None), options.pop("window", None))
+    return Stages(deriv, BudgetLeastSquares(**options), None, None)
+
+
+#: the regression part each kind of family takes (the sparse ones: any sparse regression)
+_REGRESSION = {
+    Fitting.SHARED_RATE: (SharedRate, "SharedRate()"),
+    Fitting.BUDGET: (BudgetLeastSquares, "BudgetLeastSquares()"),
+}
+
+
 def _check_family(family: AbstractFamily, stages: Stages) -> None:
-    shared = family.fitting is Fitting.SHARED_RATE
-    if shared != isinstance(stages.regression, SharedRate):
-        want = "SharedRate()" if shared else "a sparse regression (STLSQ, SR3, Ensemble)"
+    kind, want = _REGRESSION.get(
+        family.fitting, (AbstractSparseRegression, "a sparse regression (STLSQ, SR3, Ensemble)")
+    )
+    if not isinstance(stages.regression, kind):
         raise ValueError(
             f"the {family.name!r} family is fitted with {want}, got {stages.regression!r}"
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import sympy
@@ -72,6 +73,13 @@ class AbstractFamily(abc.ABC):
         """
         del x, names
 
+    def equilibria(self, coefficients: np.ndarray) -> list[np.ndarray] | None:
+        """The equilibria of the model with coefficients Xi ``(m, n_terms)`` in closed
+        form, when the family knows them; None (the default): ``fixed_points`` finds
+        them from the terms."""
+        del coefficients
+        return None
+
     def library_size(self, m: int) -> int:
         """Number of library columns for m variables (smaller libraries rank first)."""
         return len(self.terms(sympy.symbols(f"x0:{m}")))
@@ -87,9 +95,10 @@ class AbstractFamily(abc.ABC):
 
 
 _REGISTRY: dict[str, type[AbstractFamily]] = {}
+_Family = TypeVar("_Family", bound=type[AbstractFamily])
 
 
-def register(cls: type[AbstractFamily]) -> type[AbstractFamily]:
+def register(cls: _Family) -> _Family:
     """Class decorator: make a family available by its ``name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")

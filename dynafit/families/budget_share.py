@@ -12,14 +12,15 @@ step is fixed, is the budget the gradient divides among them.
 The stable state is explicit: x_i* = (E / lam) * w_i^(1/(1-g)) / sum_j w_j^(1/(1-g)),
 so the total sum_i x_i* = E / lam and the share of each variable, hence how many are
 above the paper's survival threshold (:func:`dynafit.budget_state`), depends only on
-the weights and g. Two numbers are shared (E, lam) and one per variable (w_i); g is
+the weights and g; ``model.fixed_points()`` returns it with the Jacobian's eigenvalues. Two numbers are shared (E, lam) and one per variable (w_i); g is
 a parameter of the family (fixed, not fitted: fitting it on decaying windows drives it
 to 1, see benchmarks/RESULTS.md, issue 24).
 
 The library is ``(x_1^g / Z, ..., x_m^g / Z, x_1, ..., x_m)`` with equation i using
 its own two columns; models of this family are fitted by :mod:`dynafit._budget`, not
-by the sparse-regression sweep. Its terms are not monomials, so such a model cannot be
-saved as JSON (``Model.save`` raises a ``ValueError``).
+by the sparse-regression sweep (``Fitting.BUDGET``: the part ``parts.BudgetLeastSquares``).
+A model saves as JSON like any other: gamma and the weights as family parameters, the
+terms and Z as term trees.
 """
 
 from __future__ import annotations
@@ -102,6 +103,30 @@ class BudgetShare(AbstractFamily):
         xi[idx, idx] = float(budget) * w
         xi[idx, m + idx] = -float(decay)
         return xi
+
+    def stable_state(self, coefficients: np.ndarray) -> np.ndarray:
+        """x* (m,) of the model with coefficients Xi (m, 2m), from E w_i and lam (the
+        decay of the first equation): (E / lam) w_i^(1/(1-g)) / sum_j w_j^(1/(1-g));
+        ``ValueError`` when lam <= 0 (no stable state)."""
+        xi = np.asarray(coefficients, dtype=np.float64)
+        m = xi.shape[0]
+        idx = np.arange(m)
+        inflow = xi[idx, idx]  # E w_i
+        decay = float(-xi[0, m])
+        if not decay > 0:
+            raise ValueError(f"the model's decay rate is {decay:g}: no stable state")
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            rel = np.maximum(inflow, 0.0) / max(float(np.max(inflow)), 1e-300)
+            powered = rel ** (1.0 / (1.0 - self.gamma))
+        budget = float(inflow.sum() / self.weight_vector(m).sum())
+        return (budget / decay) * powered / powered.sum()
+
+    def equilibria(self, coefficients: np.ndarray) -> list[np.ndarray] | None:
+        """The stable state (:meth:`stable_state`); none when the decay is not positive."""
+        try:
+            return [self.stable_state(coefficients)]
+        except ValueError:
+            return []
 
     def library_size(self, m: int) -> int:
         return 2
