@@ -42,63 +42,76 @@ def fixed_points(
     Each entry: ``x`` (numpy (m,)), ``eigenvalues`` (complex (m,)), ``stable`` (all real
     parts < 0), ``feasible`` (all x >= 0), ``method``. Sorted stable first.
     """
+    points = _candidate_points(model, max_subsets, starts, n_starts, seed)
+    out = [_classified(model, x, method) for x, method in points if np.all(np.isfinite(x))]
+    out.sort(key=lambda d: (not d["stable"], not d["feasible"]))
+    return out
+
+
+def _candidate_points(
+    model: Any, max_subsets: int, starts: Any, n_starts: int, seed: int
+) -> list[tuple[np.ndarray, str]]:
+    """The states :func:`fixed_points` examines, each with the method that found it."""
     m = model.n_vars
     z = canonical_symbols(m)
     terms = list(expanded_terms(model.family, z))
     prefs = list(model.family.prefactors(z))
-    affine = all(e.is_polynomial(*z) and sympy.Poly(e, *z).total_degree() <= 1 for e in terms)
     xi = model.coefficients
-    A, b = np.zeros((m, m)), np.zeros(m)  # Xi theta = b + A x, when theta is affine
-    if affine:
-        # theta(x) = c + L x  ->  Xi theta = b + A x
-        lin = np.array([[float(sympy.Poly(e, *z).coeff_monomial(s)) for s in z] for e in terms])
-        const = np.array([float(sympy.Poly(e, *z).coeff_monomial(1)) for e in terms])
-        A, b = xi @ lin, xi @ const
-    points: list[tuple[np.ndarray, str]] = []
     closed = model.family.equilibria(xi)
     if closed is not None:
-        points = [(np.asarray(x, dtype=np.float64), model.family.name) for x in closed]
-    elif affine and all(p == 1 for p in prefs):
+        return [(np.asarray(x, dtype=np.float64), model.family.name) for x in closed]
+    if not all(e.is_polynomial(*z) and sympy.Poly(e, *z).total_degree() <= 1 for e in terms):
+        return _newton_points(model, starts, n_starts, seed)
+    # theta(x) = c + L x  ->  Xi theta = b + A x
+    lin = np.array([[float(sympy.Poly(e, *z).coeff_monomial(s)) for s in z] for e in terms])
+    const = np.array([float(sympy.Poly(e, *z).coeff_monomial(1)) for e in terms])
+    A, b = xi @ lin, xi @ const
+    if all(p == 1 for p in prefs):
         try:
-            points.append((np.linalg.solve(A, -b), "linear"))
+            return [(np.linalg.solve(A, -b), "linear")]
         except np.linalg.LinAlgError:
-            pass
-    elif affine and all(p == s for p, s in zip(prefs, z)):
-        subsets = itertools.chain.from_iterable(
-            itertools.combinations(range(m), k) for k in range(m + 1)
-        )
-        for S in itertools.islice(subsets, max_subsets):
-            x = np.zeros(m)
-            if S:
-                idx = list(S)
-                try:
-                    x[idx] = np.linalg.solve(A[np.ix_(idx, idx)], -b[idx])
-                except np.linalg.LinAlgError:
-                    continue
-            points.append((x, "lotka_volterra"))
-    else:
-        points = _newton_points(model, starts, n_starts, seed)
-    out = []
-    for x, method in points:
-        if not np.all(np.isfinite(x)):
-            continue
-        jac = np.asarray(jax.jacfwd(lambda y: model.rhs(0.0, y))(jnp.asarray(x)), dtype=np.float64)
-        eig = np.full(
-            m, np.nan, dtype=np.complex128
-        )  # a state where the field is not differentiable
-        if np.all(np.isfinite(jac)):
-            eig = np.asarray(np.linalg.eigvals(jac), dtype=np.complex128)
-        out.append(
-            {
-                "x": x,
-                "eigenvalues": eig,
-                "stable": bool(np.all(np.real(eig) < 0)),
-                "feasible": bool(np.all(x >= -1e-12)),
-                "method": method,
-            }
-        )
-    out.sort(key=lambda d: (not d["stable"], not d["feasible"]))
-    return out
+            return []
+    if all(p == s for p, s in zip(prefs, z)):
+        return _lotka_volterra_points(A, b, max_subsets)
+    return _newton_points(model, starts, n_starts, seed)
+
+
+def _lotka_volterra_points(
+    A: np.ndarray, b: np.ndarray, max_subsets: int
+) -> list[tuple[np.ndarray, str]]:
+    """Every equilibrium of x_i (b_i + (A x)_i): for each subset S of surviving
+    variables (up to ``max_subsets``), A_SS x_S = -b_S and zero elsewhere."""
+    m = len(b)
+    subsets = itertools.chain.from_iterable(
+        itertools.combinations(range(m), k) for k in range(m + 1)
+    )
+    points = []
+    for S in itertools.islice(subsets, max_subsets):
+        x = np.zeros(m)
+        if S:
+            idx = list(S)
+            try:
+                x[idx] = np.linalg.solve(A[np.ix_(idx, idx)], -b[idx])
+            except np.linalg.LinAlgError:
+                continue
+        points.append((x, "lotka_volterra"))
+    return points
+
+
+def _classified(model: Any, x: np.ndarray, method: str) -> dict[str, Any]:
+    """One equilibrium with its Jacobian's eigenvalues (NaN where the field is not
+    differentiable there), stability and feasibility."""
+    jac = np.asarray(jax.jacfwd(lambda y: model.rhs(0.0, y))(jnp.asarray(x)), dtype=np.float64)
+    eig = np.full(len(x), np.nan, dtype=np.complex128)
+    if np.all(np.isfinite(jac)):
+        eig = np.asarray(np.linalg.eigvals(jac), dtype=np.complex128)
+    return {
+        "x": x,
+        "eigenvalues": eig,
+        "stable": bool(np.all(np.real(eig) < 0)),
+        "feasible": bool(np.all(x >= -1e-12)),
+        "method": method,
+    }
 
 
 def _newton_points(model: Any, starts: Any, n_starts: int, seed: int) -> list:

@@ -132,6 +132,19 @@ def _check_x64(config: TrainConfig) -> None:
         )
 
 
+def _new_history(config, n_seeds: int, dtype, net) -> _History:
+    """The per-step record of a run: circles always; each circle's read-out and gradient
+    spectrum with ``record_circles``; the whole network's snapshots with ``snapshot_params``."""
+    hist = _History(
+        n_seeds, config.steps, config.n_circles, dtype, config.snapshot_every, config.p, config.dim
+    )
+    if config.record_circles:
+        hist.add_circles()
+    if config.snapshot_params:
+        hist.add_params(net)
+    return hist
+
+
 def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embeddings):
     _check_x64(config)
     dtype = jnp.dtype(config.dtype)
@@ -147,12 +160,8 @@ def _train_result(config, seeds, checkpoint_dir, progress, fault_hook, init_embe
     state, split = _init(config, seeds, static, dtype, init_embeddings)
     _, init_grad = _probe(state[0], split, labels, static)
 
-    steps, m = config.steps, config.n_circles
-    hist = _History(len(seeds), steps, m, dtype, config.snapshot_every, config.p, config.dim)
-    if config.record_circles:
-        hist.add_circles()
-    if config.snapshot_params:
-        hist.add_params(state[0])
+    steps = config.steps
+    hist = _new_history(config, len(seeds), dtype, state[0])
     ckpt, start, state = _resume(checkpoint_dir, config, seeds, init_embeddings, state, hist)
 
     every = config.snapshot_every
