@@ -454,10 +454,30 @@ def _run_lm(prob, progress: _Progress, layouts, hs: list[int], steps: int, error
             return
 
 
+def _pair(
+    first: optax.GradientTransformation, second: optax.GradientTransformation
+) -> optax.GradientTransformation:
+    """``first`` on element 0 of a ``(params, dz0)`` pair, ``second`` on element 1."""
+
+    def init(params):
+        return first.init(params[0]), second.init(params[1])
+
+    def update(updates, state, params=None):
+        p0, p1 = (None, None) if params is None else params
+        u0, s0 = first.update(updates[0], state[0], p0)
+        u1, s1 = second.update(updates[1], state[1], p1)
+        return (u0, u1), (s0, s1)
+
+    return optax.GradientTransformation(init, update)
+
+
 def _optax_state(optimizer, lr: float, params: Any, dtype: Any):
     """The optimiser and its state; a named one holds its learning rate as data (one
     compiled update for every call and learning rate)."""
     if not isinstance(optimizer, str):
+        # the caller's transformation sees the caller's parameters; the first-state moves
+        # (zero gradient unless fitted) take adam at the same learning rate
+        optimizer = _pair(optimizer, make_optimizer("adam", lr))
         return optimizer, optimizer.init(eqx.filter(params, eqx.is_inexact_array))
     opt = _schedulable(optimizer)
     state: Any = opt.init(eqx.filter(params, eqx.is_inexact_array))  # InjectHyperparamsState
