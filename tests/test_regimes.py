@@ -127,9 +127,9 @@ def test_scores_of_a_wrong_or_diverging_law():
     assert s["exact"] and s["f1"] == 1.0 and s["coef_err"] > 1.0
     assert s["own_r2"] < 0.5 and s["new_r2"] < 0.5
     blowup = np.zeros_like(system.coef)
-    blowup[:, 3] = 50.0  # x0^2 growth: finite-time blow-up
+    blowup[:, 3] = 50.0  # x0^2 growth: finite-time blow-up (clipped or failed: no score)
     s = regimes.score_coef(blowup, system, t, noisy, clean, unseen)
-    assert s["own_r2"] == -np.inf and s["new_r2"] == -np.inf
+    assert s["own_r2"] < -100 and s["new_r2"] < -100
 
 
 # ------------------------------------------------------------------ the cache
