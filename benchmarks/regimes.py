@@ -727,6 +727,11 @@ def table(records: list[dict], half: str = "odd") -> list[dict]:
             row[f"{name}_gen"] = sum(v["new_r2"] > 0.9 for v in ok)
             row[f"{name}_own"] = sum(v["own_r2"] > 0.9 for v in ok)
         row["oracle_thr"] = thr
+        # generalisation where the oracle reaches it: the fits whose oracle model has
+        # new-IC R^2 > 0.9, and how many of them dynafit's default fit also reaches
+        reached = [r for r in recs if _gen(r["oracle_grid"].get(thr, {}) if thr else {})]
+        row["oracle_reach"] = len(reached)
+        row["dynafit_also"] = sum(_gen(r["dynafit"]) for r in reached)
         comp = [r["compare_first"] for r in recs if "compare_first" in r]
         if comp:
             # the smallest family holding the law, from the generator
@@ -737,6 +742,61 @@ def table(records: list[dict], half: str = "odd") -> list[dict]:
         row["dynafit_s"] = float(np.mean([r["dynafit"].get("seconds", np.nan) for r in recs]))
         rows.append(row)
     return rows
+
+
+def _gen(score: dict) -> bool:
+    return score.get("new_r2", -np.inf) > 0.9
+
+
+def targets(rows: list[dict]) -> dict:
+    """The issue's three targets on the table's rows: cells where dynafit's exact-support
+    count is below the oracle's; at 5 % noise, dynafit's new-IC R^2 > 0.9 among the
+    fits where the oracle reaches it (target >= 70 %); the right family first in
+    ``compare`` at 0-1 % noise (target >= 95 %)."""
+    five = [r for r in rows if r["noise"] == 0.05]
+    low = [r for r in rows if r["noise"] <= 0.01 and "n_compare" in r]
+    return {
+        "cells": len(rows),
+        "below_oracle": [r for r in rows if r["dynafit_exact"] < r["oracle_exact"]],
+        "gen5": (sum(r["dynafit_also"] for r in five), sum(r["oracle_reach"] for r in five)),
+        "family": (sum(r["family_first"] for r in low), sum(r["n_compare"] for r in low)),
+    }
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{a} of {b} ({100 * a / b:.0f} %)" if b else f"{a} of {b}"
+
+
+def print_targets(rows: list[dict]) -> None:
+    t = targets(rows)
+    print(
+        f"cells where dynafit's exact support is below the oracle's: {len(t['below_oracle'])} of {t['cells']}"
+    )
+    for r in t["below_oracle"]:
+        print(
+            f"  {r['kind']} T={r['size']} noise={r['noise']}: {r['dynafit_exact']} < {r['oracle_exact']}"
+        )
+    print(
+        f"5 % noise, new-IC R^2 > 0.9 where the oracle reaches it (target >= 70 %): {_pct(*t['gen5'])}"
+    )
+    print(f"0-1 % noise, right family first in compare (target >= 95 %): {_pct(*t['family'])}")
+
+
+def print_markdown(rows: list[dict]) -> None:
+    """The table as Markdown rows for RESULTS.md."""
+    print(
+        "| kind | shape | T | noise | n | exact d/p/o | F1 d/p/o | gen > 0.9 d/p/o | own > 0.9 d | family first | s/fit (d) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        fam = f"{r['family_first']}/{r['n_compare']}" if "n_compare" in r else "-"
+        print(
+            f"| {r['kind']} | {r['shape']} | {r['size']} | {r['noise']:g} | {r['n']} | "
+            f"{r['dynafit_exact']}/{r['pysindy_exact']}/{r['oracle_exact']} | "
+            f"{r['dynafit_f1']:.2f}/{r['pysindy_f1']:.2f}/{r['oracle_f1']:.2f} | "
+            f"{r['dynafit_gen']}/{r['pysindy_gen']}/{r['oracle_gen']} | {r['dynafit_own']} | "
+            f"{fam} | {r['dynafit_s']:.0f} |"
+        )
 
 
 def print_table(rows: list[dict]) -> None:
@@ -771,12 +831,7 @@ def print_table(rows: list[dict]) -> None:
         f"{tot['oe']}; new-IC R^2 > 0.9: {tot['dg']} / {tot['pg']} / {tot['og']}; right family "
         f"first in compare {tot['fam']} of {tot['nc']}"
     )
-    below = [r for r in rows if r["dynafit_exact"] < r["oracle_exact"]]
-    print(f"cells where dynafit's exact support is below the oracle's: {len(below)} of {len(rows)}")
-    for r in below:
-        print(
-            f"  {r['kind']} T={r['size']} noise={r['noise']}: {r['dynafit_exact']} < {r['oracle_exact']}"
-        )
+    print_targets(rows)
 
 
 TIE_GRID = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0)
@@ -856,6 +911,7 @@ def main(argv=None) -> None:
     ap.add_argument("--first-draw", type=int, default=0)
     ap.add_argument("--budget", type=float, default=540.0, help="stop after this many seconds")
     ap.add_argument("--table", action="store_true", help="print the table of fresh results")
+    ap.add_argument("--markdown", action="store_true", help="with --table: Markdown rows")
     ap.add_argument("--stale", action="store_true", help="count fresh and stale cached records")
     ap.add_argument("--half", default="odd", choices=("odd", "even", "all"))
     ap.add_argument("--tune", action="store_true", help="replay the short-data choice per tie band")
@@ -877,7 +933,10 @@ def main(argv=None) -> None:
                     f"{row['f1']:.3f}, new-IC R^2 > 0.9: {row['gen']}"
                 )
     if args.table:
-        print_table(table(records, args.half))
+        rows = table(records, args.half)
+        print_markdown(rows) if args.markdown else print_table(rows)
+        if args.markdown:
+            print_targets(rows)
 
 
 if __name__ == "__main__":
