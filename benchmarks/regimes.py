@@ -50,12 +50,14 @@ Command line (run from the repository root; ``nice -n 10`` on a shared machine):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -663,14 +665,16 @@ def code_key(pkg: Path | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def is_fresh(path: Path, key: str) -> bool:
-    """Whether the cached record at ``path`` exists and was produced by the code of ``key``."""
+def is_fresh(path: Path, key: str, retry_timeouts: bool = False) -> bool:
+    """Whether the cached record at ``path`` exists and was produced by the code of ``key``
+    (and, with ``retry_timeouts``, did not time out)."""
     if not path.exists():
         return False
     try:
-        return json.loads(path.read_text()).get("key") == key
-    except (json.JSONDecodeError, AttributeError):
+        rec = json.loads(path.read_text())
+    except json.JSONDecodeError:
         return False
+    return rec.get("key") == key and not (retry_timeouts and "timed_out" in rec)
 
 
 def load_records(key: str | None = None) -> tuple[list[dict], int]:
@@ -706,7 +710,10 @@ def table(records: list[dict], half: str = "odd") -> list[dict]:
         if keep(r["draw"]):
             cells.setdefault((r["kind"], r["size"], r["noise"]), []).append(r)
     rows = []
-    for (kind, size, noise), recs in sorted(cells.items()):
+    for (kind, size, noise), every in sorted(cells.items()):
+        recs = [r for r in every if "timed_out" not in r]
+        if not recs:
+            continue
         thr = oracle_threshold(recs)
         row = {
             "kind": kind,
@@ -714,6 +721,7 @@ def table(records: list[dict], half: str = "odd") -> list[dict]:
             "size": size,
             "noise": noise,
             "n": len(recs),
+            "timeouts": len(every) - len(recs),
         }
         for name, get in (
             ("dynafit", lambda r: r["dynafit"]),
@@ -862,6 +870,36 @@ def tune_tie(records: list[dict], half: str = "even") -> list[dict]:
     return out
 
 
+class CaseTimeout(BaseException):
+    """A case ran past ``--case-timeout`` (a BaseException, so that the per-method
+    ``except Exception`` of :func:`run_case` lets it abort the whole case)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    def alarm(signum, frame):
+        raise CaseTimeout
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _run_or_time_out(kind, size, noise, draw, seconds: float) -> dict:
+    """The case's record, or a record saying it ran past ``seconds`` (kept, counted
+    per cell by the table, recomputed with ``--retry-timeouts``)."""
+    try:
+        with _time_limit(seconds):
+            return run_case(kind, size, noise, draw, default_compare(kind, size, noise))
+    except CaseTimeout:
+        head = {"kind": kind, "shape": KINDS[kind][1], "size": size, "noise": noise}
+        return {**head, "draw": draw, "timed_out": seconds, "dynafit": {"error": "timed out"}}
+
+
 def run_grid(args) -> None:
     """Every (size, noise, kind, draw) of the slice whose cached record is missing or
     stale, cell by cell (every draw of a cell before the next), until the budget."""
@@ -873,14 +911,14 @@ def run_grid(args) -> None:
             for kind in args.kinds:
                 for draw in range(args.first_draw, args.draws):
                     path = cell_path(kind, size, noise, draw)
-                    if kind in skipped or is_fresh(path, key):
+                    if kind in skipped or is_fresh(path, key, args.retry_timeouts):
                         continue
                     if time.time() - start > args.budget:
                         print(f"budget reached after {done} cases; run again to resume", flush=True)
                         return
                     t0 = time.time()
                     try:
-                        rec = run_case(kind, size, noise, draw, default_compare(kind, size, noise))
+                        rec = _run_or_time_out(kind, size, noise, draw, args.case_timeout)
                     except MissingDependency as e:
                         print(f"skipping {kind}: {e}", flush=True)
                         skipped.add(kind)
@@ -911,6 +949,8 @@ def main(argv=None) -> None:
     ap.add_argument("--first-draw", type=int, default=0)
     ap.add_argument("--budget", type=float, default=540.0, help="stop after this many seconds")
     ap.add_argument("--table", action="store_true", help="print the table of fresh results")
+    ap.add_argument("--case-timeout", type=float, default=600.0, help="seconds per case")
+    ap.add_argument("--retry-timeouts", action="store_true", help="recompute timed-out cases")
     ap.add_argument("--markdown", action="store_true", help="with --table: Markdown rows")
     ap.add_argument("--stale", action="store_true", help="count fresh and stale cached records")
     ap.add_argument("--half", default="odd", choices=("odd", "even", "all"))
@@ -934,6 +974,12 @@ def main(argv=None) -> None:
                 )
     if args.table:
         rows = table(records, args.half)
+        keep = {"odd": 1, "even": 0}.get(args.half)
+        late = [r for r in records if "timed_out" in r and keep in (None, r["draw"] % 2)]
+        for r in late:
+            print(
+                f"timed out after {r['timed_out']:g} s (not scored): {r['kind']} T={r['size']} noise={r['noise']} draw {r['draw']}"
+            )
         print_markdown(rows) if args.markdown else print_table(rows)
         if args.markdown:
             print_targets(rows)

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,28 @@ def test_small_sweep_end_to_end(tmp_path, monkeypatch, capsys):
     assert row["dynafit_gen"] == 1 and row["family_first"] == row["n_compare"] == 1
     regimes.main(["--table"])
     assert "total fits 1" in capsys.readouterr().out
+
+
+def test_a_case_past_its_time_is_recorded_as_timed_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(regimes, "RESULTS", tmp_path)
+    calls: list = []
+    fast = _fake_case(calls)
+
+    def slow(*a):
+        time.sleep(5.0)
+
+    monkeypatch.setattr(regimes, "run_case", slow)
+    args = ["--kinds", "lv2", "--sizes", "20", "--noise", "0", "--first-draw", "1"]
+    regimes.main([*args, "--case-timeout", "0.2"])
+    (rec,), _ = regimes.load_records()
+    assert rec["timed_out"] == 0.2 and rec["draw"] == 1
+    assert regimes.table([rec]) == []  # not scored
+    regimes.main(["--table"])
+    assert (
+        "timed out after 0.2 s (not scored): lv2 T=20 noise=0.0 draw 1" in capsys.readouterr().out
+    )
+    monkeypatch.setattr(regimes, "run_case", fast)
+    regimes.main(args)  # kept without --retry-timeouts
+    assert calls == []
+    regimes.main([*args, "--retry-timeouts"])
+    assert calls == [("lv2", 20, 0.0, 1)]
