@@ -41,10 +41,14 @@ Command line (run from the repository root; ``nice -n 10`` on a shared machine):
 
     python benchmarks/regimes.py --first-draw 1 --draws 2 --budget 540   # run / resume, odd draw 1
     python benchmarks/regimes.py --table                  # the report half (odd draws), fresh only
+    python benchmarks/regimes.py --table --markdown       # the same as RESULTS.md rows
     python benchmarks/regimes.py --table --half all       # both halves
     python benchmarks/regimes.py --stale                  # how many cached records are stale
     python benchmarks/regimes.py --sizes 100 --noise 0 0.01 --kinds lv4 chem --draws 2  # a slice
     python benchmarks/regimes.py --tune                   # replay the short-data tie band
+
+A case that runs past ``--case-timeout`` seconds (default 600) is recorded as timed out:
+the table lists it and does not score it; ``--retry-timeouts`` recomputes it.
 """
 
 from __future__ import annotations
