@@ -54,14 +54,12 @@ the table lists it and does not score it; ``--retry-timeouts`` recomputes it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
-import signal
 import sys
 import time
 import warnings
@@ -874,6 +872,9 @@ def tune_tie(records: list[dict], half: str = "even") -> list[dict]:
     return out
 
 
+import contextlib  # noqa: E402  (below the keyed part: the cache key hashes the part above)
+
+
 class CaseTimeout(BaseException):
     """A case ran past ``--case-timeout`` (a BaseException, so that the per-method
     ``except Exception`` of :func:`run_case` lets it abort the whole case)."""
@@ -881,6 +882,8 @@ class CaseTimeout(BaseException):
 
 @contextlib.contextmanager
 def _time_limit(seconds: float):
+    import signal
+
     def alarm(signum, frame):
         raise CaseTimeout
 
