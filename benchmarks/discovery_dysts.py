@@ -60,27 +60,36 @@ def quadratic_systems() -> dict[str, np.ndarray]:
     (1, x0, .., x0^2, x0 x1, ..), for every quadratic autonomous dysts flow."""
     import dysts.flows as flows
     from dysts.systems import get_attractor_list
-    from sklearn.preprocessing import PolynomialFeatures
 
     out = {}
     for name in get_attractor_list():
-        model = getattr(flows, name)()
-        if not hasattr(model, "rhs"):  # delay equations
-            continue
-        ic = np.asarray(model.ic, dtype=float)
-        X = ic + np.random.default_rng(0).normal(size=(200, ic.size)) * (np.abs(ic) + 1)
-        with np.errstate(all="ignore"):
-            f0 = np.array([model.rhs(x, 0.0) for x in X], dtype=float)
-            f1 = np.array([model.rhs(x, 1.2345) for x in X], dtype=float)
-        if not np.all(np.isfinite(f0)) or not np.allclose(f0, f1, rtol=1e-12, atol=1e-12):
-            continue
-        P = PolynomialFeatures(2).fit_transform(X)
-        coef = np.linalg.lstsq(P, f0, rcond=None)[0].T  # (d, n_lib)
-        if np.abs(coef @ P.T - f0.T).max() > 1e-9 * np.abs(f0).max():
-            continue
-        coef[np.abs(coef) < 1e-9 * np.abs(coef).max()] = 0.0
-        out[name] = coef
+        coef = quadratic_coef(getattr(flows, name)())
+        if coef is not None:
+            out[name] = coef
     return out
+
+
+def quadratic_coef(model) -> np.ndarray | None:
+    """A dysts flow's right-hand side as coefficients (d, n_lib) on the degree-2
+    monomials, or None when it is not an autonomous quadratic polynomial (least squares
+    on 200 states around its initial condition, checked to 1e-9)."""
+    from sklearn.preprocessing import PolynomialFeatures
+
+    if not hasattr(model, "rhs"):  # delay equations
+        return None
+    ic = np.asarray(model.ic, dtype=float)
+    X = ic + np.random.default_rng(0).normal(size=(200, ic.size)) * (np.abs(ic) + 1)
+    with np.errstate(all="ignore"):
+        f0 = np.array([model.rhs(x, 0.0) for x in X], dtype=float)
+        f1 = np.array([model.rhs(x, 1.2345) for x in X], dtype=float)
+    if not np.all(np.isfinite(f0)) or not np.allclose(f0, f1, rtol=1e-12, atol=1e-12):
+        return None
+    P = PolynomialFeatures(2).fit_transform(X)
+    coef = np.linalg.lstsq(P, f0, rcond=None)[0].T  # (d, n_lib)
+    if np.abs(coef @ P.T - f0.T).max() > 1e-9 * np.abs(f0).max():
+        return None
+    coef[np.abs(coef) < 1e-9 * np.abs(coef).max()] = 0.0
+    return coef
 
 
 def dysts_trajectory(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
