@@ -390,3 +390,23 @@ def test_cli_fit_csv_end_to_end(tmp_path, capsys):
     assert dynafit_main(["fit", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o3")]) == 2
     err = capsys.readouterr().err
     assert "no time column 't'" in err and "Traceback" not in err
+
+
+def test_cli_fit_parquet(tmp_path, capsys):
+    """Parquet tables (pyarrow, the parquet extra) read as CSV ones; a column name that is
+    not an identifier becomes one; a corrupt file is a clear error, exit 2."""
+    from dynafit.cli import main as dynafit_main
+
+    df = pendulum().to_dataframe().iloc[:300]
+    df = df.rename(columns={"t": "time", "th": "theta (rad)"})
+    df["label"] = "x"
+    df.to_parquet(tmp_path / "pend.parquet")
+    args = ["--time", "time", "--families", "linear", "--no-figures"]
+    code = dynafit_main(["fit", str(tmp_path / "pend.parquet"), *args, "--out", str(tmp_path / "o")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "300 times" in text and "2 variables" in text and "theta__rad_" in text
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really parquet")
+    code = dynafit_main(["fit", str(tmp_path / "bad.parquet"), *args, "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a readable table" in err and "Traceback" not in err
