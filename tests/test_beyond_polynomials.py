@@ -402,7 +402,9 @@ def test_cli_fit_parquet(tmp_path, capsys):
     df["label"] = "x"
     df.to_parquet(tmp_path / "pend.parquet")
     args = ["--time", "time", "--families", "linear", "--no-figures"]
-    code = dynafit_main(["fit", str(tmp_path / "pend.parquet"), *args, "--out", str(tmp_path / "o")])
+    code = dynafit_main(
+        ["fit", str(tmp_path / "pend.parquet"), *args, "--out", str(tmp_path / "o")]
+    )
     text = capsys.readouterr().out
     assert code == 0, text
     assert "300 times" in text and "2 variables" in text and "theta__rad_" in text
