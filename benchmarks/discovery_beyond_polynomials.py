@@ -29,8 +29,8 @@ oscillators, Michaelis-Menten kinetics (three runs), SIR with saturating inciden
     python benchmarks/discovery_beyond_polynomials.py --systems 6 --noise 0,0.01 -v
     python benchmarks/discovery_beyond_polynomials.py --skip-dysts
 
-Needs dysts 0.96 (``pip install -e .[bench]``); dysts imports gluonts only to write
-datasets, so a stand-in module is put in its place when gluonts is missing.
+Needs dysts 0.96 (``pip install -e .[bench]``). Which flows qualify, their trajectories
+and noise: ``dysts_protocol.py``, shared with ``discovery_dysts.py``.
 """
 
 from __future__ import annotations
@@ -39,91 +39,31 @@ import argparse
 import os
 import sys
 import time
-import types
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dysts_protocol import (  # noqa: E402
+    add_noise,
+    autonomous_flows,
+    dysts_trajectory,
+    support_scores,
+    true_coefficients,
+)
 
-N_SAMPLES = 4000
-PTS_PER_PERIOD = 100
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
 HORIZON = 100  # one period
 GOOD_R2 = 0.9
 
 
 # ----------------------------------------------------------------------- dysts systems
-def _import_dysts():
-    try:
-        import gluonts.dataset.arrow  # noqa: F401
-    except ImportError:  # dysts.utils imports it for writing datasets only
-        for name in ("gluonts", "gluonts.dataset", "gluonts.dataset.arrow"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        sys.modules["gluonts.dataset.arrow"].ArrowWriter = object
-    import dysts.flows as flows
-    from dysts.systems import get_attractor_list
-
-    return flows, get_attractor_list
-
-
 def beyond_quadratic_systems() -> dict[str, object]:
     """name -> dysts model, for every autonomous continuous flow whose rhs is not a
     quadratic polynomial (and is finite at the test states)."""
-    from sklearn.preprocessing import PolynomialFeatures
-
-    flows, get_attractor_list = _import_dysts()
-    out = {}
-    for name in get_attractor_list():
-        model = getattr(flows, name)()
-        if not hasattr(model, "rhs"):
-            continue
-        ic = np.asarray(model.ic, dtype=float)
-        X = ic + np.random.default_rng(0).normal(size=(200, ic.size)) * (np.abs(ic) + 1)
-        with np.errstate(all="ignore"):
-            try:
-                f0 = np.array([model.rhs(x, 0.0) for x in X], dtype=float)
-                f1 = np.array([model.rhs(x, 1.2345) for x in X], dtype=float)
-            except Exception:  # noqa: BLE001  (a flow that cannot take these states)
-                continue
-        if not np.all(np.isfinite(f0)) or not np.allclose(f0, f1, rtol=1e-12, atol=1e-12):
-            continue
-        P = PolynomialFeatures(2).fit_transform(X)
-        coef = np.linalg.lstsq(P, f0, rcond=None)[0]
-        if np.abs(P @ coef - f0).max() <= 1e-9 * np.abs(f0).max():
-            continue  # quadratic: discovery_dysts.py's set
-        out[name] = model
-    return out
-
-
-def dysts_trajectory(name: str, model, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(t, x): 4,000 samples at 100 per period (DOP853, rtol = atol = 1e-10), cached."""
-    path = data_dir / f"{name}_n{N_SAMPLES}_ppp{PTS_PER_PERIOD}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as f:
-            return f["t"], f["x"]
-    t, x = model.make_trajectory(
-        N_SAMPLES, pts_per_period=PTS_PER_PERIOD, resample=True, return_times=True,
-        postprocess=False, method="DOP853", rtol=1e-10, atol=1e-10,
-    )  # fmt: skip
-    t, x = np.asarray(t, dtype=float), np.asarray(x, dtype=float)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, t=t, x=x)
-    tmp.replace(path)
-    return t, x
-
-
-def add_noise(x: np.ndarray, level: float, key: str) -> np.ndarray:
-    if level == 0:
-        return x
-    seed = zlib.crc32(f"{key}:{level}".encode())
-    axes = tuple(range(x.ndim - 1))
-    return x + level * x.std(axis=axes, keepdims=True) * np.random.default_rng(
-        seed
-    ).standard_normal(x.shape)
+    return {name: model for name, (model, coef) in autonomous_flows().items() if coef is None}
 
 
 # ----------------------------------------------------------------------- methods
@@ -214,13 +154,8 @@ def exact_support(fitted: Fitted, rhs, X: np.ndarray) -> bool | None:
     with np.errstate(all="ignore"):
         theta = fitted.library(X)
         f = np.array([rhs(s) for s in X], dtype=float)
-    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(f))):
-        return None
-    true = np.linalg.lstsq(theta, f, rcond=None)[0].T  # (m, n)
-    if np.abs(true @ theta.T - f.T).max() > 1e-9 * np.abs(f).max():
-        return None
-    true[np.abs(true) < 1e-9 * np.abs(true).max()] = 0.0
-    return bool(np.array_equal(true != 0, fitted.coef != 0))
+    true = true_coefficients(theta, f)
+    return None if true is None else support_scores(fitted.coef, true)[0]
 
 
 def far_start(x: np.ndarray, horizon: int) -> int:
@@ -235,7 +170,7 @@ def run_dysts(systems, levels, methods, data_dir, verbose) -> dict:
         for method in methods:
             rows = []
             for name, model in systems.items():
-                t, x = dysts_trajectory(name, model, data_dir)
+                t, x = dysts_trajectory(name, data_dir)
                 xn = add_noise(x, level, name)
                 rng = np.random.default_rng(1)
                 X = x[rng.integers(0, len(x), 200)] + 0.05 * x.std(0) * rng.normal(

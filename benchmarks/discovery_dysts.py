@@ -12,7 +12,8 @@ error ||Xi - Xi_true||_F / ||Xi_true||_F, and seconds per system. Then the lynx-
 (Hudson's Bay Company pelts 1900-1920, Lotka-Volterra family, fit then refine) and a
 Lorenz noise sweep (dt 0.002, t in 0..10, x0 (-8, 8, 27)).
 
-Which systems qualify (decided here, not from a list): every flow of
+Which systems qualify (decided by ``dysts_protocol.py``, not from a list, shared with
+``discovery_beyond_polynomials.py``): every flow of
 ``dysts.systems.get_attractor_list()`` whose ``rhs`` is autonomous (the same at two
 times) and is reproduced to within 1e-9 (relative, max norm) by a least-squares fit on
 all monomials of degree <= 2 at 200 random states around its initial condition. That
@@ -34,15 +35,20 @@ import os
 import sys
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
+from dysts_protocol import (
+    N_SAMPLES,
+    PTS_PER_PERIOD,
+    add_noise,
+    autonomous_flows,
+    dysts_trajectory,
+    support_scores,
+)
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-N_SAMPLES = 4000
-PTS_PER_PERIOD = 100
 LORENZ_X0 = (-8.0, 8.0, 27.0)
 
 #: Hudson's Bay Company pelts (thousands), 1900-1920, as tabulated by Odum (1953) from
@@ -58,69 +64,7 @@ LYNX += [15.8, 9.7, 10.1, 8.6]
 def quadratic_systems() -> dict[str, np.ndarray]:
     """name -> true coefficients (d, n_lib) on sklearn's degree-2 monomial order
     (1, x0, .., x0^2, x0 x1, ..), for every quadratic autonomous dysts flow."""
-    import dysts.flows as flows
-    from dysts.systems import get_attractor_list
-
-    out = {}
-    for name in get_attractor_list():
-        coef = quadratic_coef(getattr(flows, name)())
-        if coef is not None:
-            out[name] = coef
-    return out
-
-
-def quadratic_coef(model) -> np.ndarray | None:
-    """A dysts flow's right-hand side as coefficients (d, n_lib) on the degree-2
-    monomials, or None when it is not an autonomous quadratic polynomial (least squares
-    on 200 states around its initial condition, checked to 1e-9)."""
-    from sklearn.preprocessing import PolynomialFeatures
-
-    if not hasattr(model, "rhs"):  # delay equations
-        return None
-    ic = np.asarray(model.ic, dtype=float)
-    X = ic + np.random.default_rng(0).normal(size=(200, ic.size)) * (np.abs(ic) + 1)
-    with np.errstate(all="ignore"):
-        f0 = np.array([model.rhs(x, 0.0) for x in X], dtype=float)
-        f1 = np.array([model.rhs(x, 1.2345) for x in X], dtype=float)
-    if not np.all(np.isfinite(f0)) or not np.allclose(f0, f1, rtol=1e-12, atol=1e-12):
-        return None
-    P = PolynomialFeatures(2).fit_transform(X)
-    coef = np.linalg.lstsq(P, f0, rcond=None)[0].T  # (d, n_lib)
-    if np.abs(coef @ P.T - f0.T).max() > 1e-9 * np.abs(f0).max():
-        return None
-    coef[np.abs(coef) < 1e-9 * np.abs(coef).max()] = 0.0
-    return coef
-
-
-def dysts_trajectory(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(t, x) of ``name``: 4,000 samples at 100 per period from its own initial condition
-    (no post-processing; dysts' ``make_trajectory`` with DOP853 at rtol = atol = 1e-10
-    instead of its default Radau at 1e-12, which without numba takes minutes per
-    system); cached as .npz."""
-    path = data_dir / f"{name}_n{N_SAMPLES}_ppp{PTS_PER_PERIOD}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as f:
-            return f["t"], f["x"]
-    import dysts.flows as flows
-
-    model = getattr(flows, name)()
-    t, x = model.make_trajectory(
-        N_SAMPLES, pts_per_period=PTS_PER_PERIOD, resample=True, return_times=True,
-        postprocess=False, method="DOP853", rtol=1e-10, atol=1e-10,
-    )  # fmt: skip
-    t, x = np.asarray(t, dtype=float), np.asarray(x, dtype=float)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, t=t, x=x)
-    tmp.replace(path)
-    return t, x
-
-
-def add_noise(x: np.ndarray, level: float, key: str) -> np.ndarray:
-    if level == 0:
-        return x
-    seed = zlib.crc32(f"{key}:{level}".encode())
-    return x + level * x.std(axis=0) * np.random.default_rng(seed).standard_normal(x.shape)
+    return {name: coef for name, (_, coef) in autonomous_flows().items() if coef is not None}
 
 
 # ----------------------------------------------------------------------- methods
@@ -160,15 +104,6 @@ def fit_pysindy(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 METHODS = {"dynafit": fit_dynafit, "pysindy": fit_pysindy}
-
-
-def support_scores(coef: np.ndarray, true: np.ndarray) -> tuple[bool, float, float]:
-    """(exact support, support F1, relative coefficient error)."""
-    est, tru = coef != 0, true != 0
-    tp = int(np.sum(est & tru))
-    f1 = 2 * tp / (est.sum() + tru.sum()) if est.sum() + tru.sum() else 1.0
-    err = float(np.linalg.norm(coef - true) / np.linalg.norm(true))
-    return bool(np.array_equal(est, tru)), float(f1), err
 
 
 # ----------------------------------------------------------------------- the three parts
@@ -223,7 +158,7 @@ def lynx_hare() -> None:
         model = dynafit.fit(traj, family="lotka_volterra")
         fit_s = time.perf_counter() - start
         refined = dynafit.refine(model, traj)
-        board = dynafit.compare(traj, refine=True)
+        board = dynafit.compare(traj, ("linear", "lotka_volterra", "polynomial"), refine=True)
     total = time.perf_counter() - start
     print("\nlynx-hare 1900-1920 (21 yearly points), family lotka_volterra")
     for label, m in (("fit", model), ("refine", refined)):

@@ -274,10 +274,9 @@ def dysts_flow(name: str):
     here = str(Path(__file__).resolve().parent)
     if here not in sys.path:
         sys.path.insert(0, here)
-    from discovery_beyond_polynomials import _import_dysts
-    from discovery_dysts import quadratic_coef
+    from dysts_protocol import import_dysts, quadratic_coef
 
-    flows, _ = _import_dysts()
+    flows, _ = import_dysts()
     model = getattr(flows, name)()
     coef = quadratic_coef(model)
     if coef is None:

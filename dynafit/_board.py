@@ -7,7 +7,9 @@ lotka_volterra = m + 1 columns < polynomial), then fewer terms. A model with no 
 (dx/dt = 0) whose rollout is further from the data than some model with terms ranks
 after every other finite row: it neither wins nor sets the band of the tie rule.
 Diverged rows rank after every finite one; a family that cannot apply to the data is a
-row with status ``"not applicable: <why>"``, ranked last.
+row with status ``"not applicable: <why>"``, ranked last. With the generalisation check
+(``compare``'s default), :func:`rank_generalizing` applies that rule within groups: the
+rows that generalise with a stable support first.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pandas as pd
 from ._score_names import FORECAST_KEYS, INFORMATION_CRITERIA, SCORE_KEYS, Better, orientation
 from .families import get_family
 
+#: the polynomial families ``fit_many`` fits run by run by default (``compare``'s default
+#: is the automatic choice, ``_compare.auto_families``)
 DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
 #: The score columns of a leaderboard: the names and their direction are defined once,
 #: in ``_score_names``.
@@ -206,19 +210,39 @@ def most_readable(board: pd.DataFrame, min_r2: float = READABLE_R2) -> pd.Series
 #: rows whose generalisation R^2 is more than this below the best row's are ranked after
 #: every row that generalises (the law, not the trajectory)
 GENERAL_SLACK = 0.05
+#: rows whose support overlaps the fold models' by less than this (the Jaccard index of
+#: ``support_stability``: fewer than half of the terms kept from one window to the next)
+#: fit the window, not a law; set by that meaning, not tuned on data
+STABLE_SUPPORT = 0.5
 
 
 def rank_generalizing(
     board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
 ) -> pd.DataFrame:
-    """:func:`rank`, first splitting the rows by the generalisation check (columns
-    ``general_r2``, from ``dynafit._generalize``): rows within :data:`GENERAL_SLACK` of the
-    best ``general_r2`` (or with no check possible: NaN) are ranked among themselves by
-    the usual rule, the others (and rows not fitted or diverged) after them, ranked the
-    same way."""
+    """:func:`rank` within three groups, in this order (columns ``general_r2`` and
+    ``support_stability``, from ``dynafit._generalize``):
+
+    0. rows that generalise (within :data:`GENERAL_SLACK` of the best ``general_r2``, or
+       with no check possible: NaN) and whose support is stable (``support_stability`` at
+       least :data:`STABLE_SUPPORT`, or NaN);
+    1. rows that generalise but whose support changes with the window (a large library
+       fitting noise: on one trajectory the family whose terms are stable across
+       sub-windows is preferred);
+    2. the others (and rows not fitted or diverged).
+
+    Each group is ranked by the usual rule (BIC band, then the smaller library)."""
     if "general_r2" not in board or board.empty:
         return rank(board, by, tolerance=tolerance)
     df = board.drop(columns=["rank"], errors="ignore").reset_index(drop=True)
+    group = _generalization_group(df)
+    parts = [rank(df[group == g], by, tolerance=tolerance) for g in (0, 1, 2)]
+    out = pd.concat([p.drop(columns="rank") for p in parts if len(p)], ignore_index=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def _generalization_group(df: pd.DataFrame) -> np.ndarray:
+    """Each row's group of :func:`rank_generalizing` (0, 1 or 2)."""
     gen = pd.to_numeric(df["general_r2"], errors="coerce").astype(float).to_numpy()
     ok = df["status"].eq("ok").to_numpy() & ~df["diverged"].fillna(False).astype(bool).to_numpy()
     checked = ok & ~np.isnan(gen)
@@ -226,7 +250,8 @@ def rank_generalizing(
     if checked.any() and np.isfinite(gen[checked]).any():
         best = np.max(gen[checked & np.isfinite(gen)])
         good = ok & (np.isnan(gen) | (gen >= best - GENERAL_SLACK))
-    parts = [rank(df[good], by, tolerance=tolerance), rank(df[~good], by, tolerance=tolerance)]
-    out = pd.concat([p.drop(columns="rank") for p in parts if len(p)], ignore_index=True)
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    return out
+    stability = (
+        df["support_stability"] if "support_stability" in df else pd.Series(np.nan, df.index)
+    )
+    unstable = pd.to_numeric(stability, errors="coerce").astype(float).to_numpy() < STABLE_SUPPORT
+    return np.where(good, np.where(unstable, 1, 0), 2)

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from ._board import (
-    DEFAULT_FAMILIES,
     FORECAST_COLUMNS,
     SCORE_COLUMNS,
     _columns,
@@ -146,7 +145,7 @@ def not_applicable_row(name: str, family: Any, why: str, m: int) -> dict[str, An
 
 def compare(
     traj: Trajectory,
-    families: Sequence[str | AbstractFamily] | str = DEFAULT_FAMILIES,
+    families: Sequence[str | AbstractFamily] | str = "auto",
     *,
     by: str = "bic",
     refine: bool = False,
@@ -162,7 +161,8 @@ def compare(
 ) -> pd.DataFrame:
     """Fit every family on the same data and return a leaderboard, best first.
 
-    ``families``: names or ``AbstractFamily`` instances (or one comma-separated string).
+    ``families``: names or ``AbstractFamily`` instances (or one comma-separated string);
+    by default ``"auto"``, the automatic library choice below.
     One row per family and variant (``"sindy"``; ``"refined"`` too with ``refine=True``,
     from ``dynafit.refine``; with ``stable=True`` one more linear row, variant
     ``"stable"``, from ``dynafit.fit_stable(**stable_options)``: A Hurwitz by
@@ -186,13 +186,16 @@ def compare(
     is fitted by ``dynafit.fit_ensemble(..., n_models=N)`` instead (coefficients with
     intervals and inclusion probabilities).
 
-    ``families="auto"``: the default set from small to large (:func:`auto_families`:
+    ``families="auto"`` (the default): a set from small to large (:func:`auto_families`:
     linear, lotka_volterra where the data are positive, polynomial of degree 2 and 3,
     trigonometric, rational), with the generalisation check on. ``generalize`` (default:
     on for "auto" only) adds ``general_r2`` and ``support_stability``
     (``dynafit._generalize``: leave one run out, or on one run a late sub-window
-    integrated from its own first state) and ranks the rows that generalise (within
-    0.05 R^2 of the best) before the others, each group by the rule above.
+    integrated from its own first state) and ranks with
+    ``_board.rank_generalizing``: first the rows that generalise (within 0.05 R^2 of the
+    best) and keep their terms across the folds (``support_stability`` >= 0.5), then those
+    that generalise with an unstable support, then the rest, each group by the rule
+    above.
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"compare needs a dynafit.Trajectory, got {type(traj).__name__}")

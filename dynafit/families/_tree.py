@@ -87,29 +87,12 @@ def _from(node: Any, symbols: tuple, where: str, depth: int) -> Any:
     if not isinstance(node, dict) or len(node) == 0:
         raise ValueError(f"{where}: a term tree node must be a non-empty object, got {node!r}")
     keys = set(node)
-    if keys == {"var"}:
-        i = node["var"]
-        if not _is_int(i) or not 0 <= i < len(symbols):
-            raise ValueError(f"{where}: variable index {i!r} out of range 0..{len(symbols) - 1}")
-        return symbols[i]
-    if keys == {"int"}:
-        if not _is_int(node["int"]):
-            raise ValueError(f"{where}: 'int' must be an integer, got {node['int']!r}")
-        return sympy.Integer(node["int"])
-    if keys == {"rational"}:
-        pq = node["rational"]
-        if not (isinstance(pq, list) and len(pq) == 2 and all(_is_int(v) for v in pq) and pq[1]):
-            raise ValueError(f"{where}: 'rational' must be [p, q] integers, q != 0, got {pq!r}")
-        return sympy.Rational(pq[0], pq[1])
-    if keys == {"float"}:
-        v = node["float"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{where}: 'float' must be a finite number, got {v!r}")
-        return sympy.Float(float(v))
-    if keys == {"const"}:
-        if node["const"] not in _CONSTANTS:
-            raise ValueError(f"{where}: unknown constant {node['const']!r}")
-        return _CONSTANTS[node["const"]]
+    if len(keys) == 1 and next(iter(keys)) in _LEAVES:
+        ((key, value),) = node.items()
+        valid, build, must = _LEAVES[key]
+        if not valid(value, symbols):
+            raise ValueError(f"{where}: {key!r} must be {must(symbols)}, got {value!r}")
+        return build(value, symbols)
     if keys == {"op", "args"}:
         op, args = node["op"], node["args"]
         if not isinstance(op, str) or op not in OPERATORS:
@@ -128,3 +111,34 @@ def _from(node: Any, symbols: tuple, where: str, depth: int) -> Any:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+#: leaf key -> (is the value valid for these symbols, the sympy leaf, what it must be);
+#: one rule reads every leaf, so each kind of leaf is one line
+_LEAVES: dict[str, tuple[Any, Any, Any]] = {
+    "var": (
+        lambda v, s: _is_int(v) and 0 <= v < len(s),
+        lambda v, s: s[v],
+        lambda s: f"a variable index in 0..{len(s) - 1}",
+    ),
+    "int": (lambda v, s: _is_int(v), lambda v, s: sympy.Integer(v), lambda s: "an integer"),
+    "rational": (
+        lambda v, s: isinstance(v, list) and len(v) == 2 and all(map(_is_int, v)) and v[1] != 0,
+        lambda v, s: sympy.Rational(v[0], v[1]),
+        lambda s: "[p, q] integers, q != 0",
+    ),
+    "float": (
+        lambda v, s: _is_finite(v),
+        lambda v, s: sympy.Float(float(v)),
+        lambda s: "a finite number",
+    ),
+    "const": (
+        lambda v, s: isinstance(v, str) and v in _CONSTANTS,
+        lambda v, s: _CONSTANTS[v],
+        lambda s: f"one of the constants {sorted(_CONSTANTS)}",
+    ),
+}
