@@ -202,24 +202,7 @@ class _Data:
         other optimisers fit threshold by threshold."""
         thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
         # the data's own parts keep their factorisation and solves across calls
-        part = next((n for n in ("all", "train", "test") if getattr(self, n) is rows), None)
-        if self.per_equation:
-            problems = [
-                (
-                    rows.column(i) / self.col_scale[i],
-                    rows.dxdt[:, [i]] / self.y_scale[i],
-                    (part, i) if part else None,
-                )
-                for i in range(rows.dxdt.shape[1])
-            ]
-        else:
-            problems = [
-                (
-                    rows.theta / self.col_scale[0],
-                    rows.y / self.y_scale,
-                    (part, None) if part else None,
-                )
-            ]
+        problems = self._problems(rows)
         coef = np.concatenate(
             [self._solve(X, Y, thresholds, optimizer, opts, key) for X, Y, key in problems],
             axis=1,
@@ -227,6 +210,36 @@ class _Data:
         if scaled:
             return coef
         return coef * self.y_scale[:, None] / self.col_scale
+
+    def _problems(self, rows: _Rows) -> list[tuple[np.ndarray, np.ndarray, tuple | None]]:
+        """The scaled regression problems (X, Y, cache key) of ``rows``: one per equation
+        (per-equation libraries) or one for all."""
+        # the data's own parts keep their factorisation and solves across calls
+        part = next((n for n in ("all", "train", "test") if getattr(self, n) is rows), None)
+        if self.per_equation:
+            return [
+                (
+                    rows.column(i) / self.col_scale[i],
+                    rows.dxdt[:, [i]] / self.y_scale[i],
+                    (part, i) if part else None,
+                )
+                for i in range(rows.dxdt.shape[1])
+            ]
+        return [
+            (rows.theta / self.col_scale[0], rows.y / self.y_scale, (part, None) if part else None)
+        ]
+
+    def ridge_top(self, rows: _Rows, opts: dict) -> float:
+        """The largest |coefficient| of STLSQ's first step, the ridge regression on every
+        term (scaled units): any threshold above it leaves no term."""
+        top = 0.0
+        for X, Y, _ in self._problems(rows):
+            if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
+                return float("nan")
+            gram = X.T @ X + opts["alpha"] * X.shape[0] * np.eye(X.shape[1])
+            w = np.linalg.lstsq(gram, X.T @ Y, rcond=None)[0]
+            top = max(top, float(np.abs(w).max(initial=0.0)))
+        return top
 
     def _reduced(self, X: np.ndarray, Y: np.ndarray, key: tuple | None):
         """(R, Q^T Y) of the thin QR factorisation X = Q R (cached for the data's own parts).

@@ -81,6 +81,11 @@ def plateau_middle(sweep: pd.DataFrame, pick: int) -> float:
     return float(np.sqrt(thr[lo] * thr[hi]))
 
 
+#: the grid is scaled on the first ridge step's largest coefficient when that is below
+#: this fraction of the unbiased dense fit's (thresholds above it all leave no term)
+RIDGE_REBASE = 1e-2
+
+
 def threshold_grid(data: _Data, optimizer: str, opts: dict[str, Any]) -> np.ndarray:
     if opts["thresholds"] is not None:
         grid = np.asarray(opts["thresholds"], dtype=float).ravel()
@@ -94,4 +99,13 @@ def threshold_grid(data: _Data, optimizer: str, opts: dict[str, Any]) -> np.ndar
     top = float(np.abs(dense).max())
     if not np.isfinite(top) or top <= 0:
         top = 1.0
+    if optimizer == "stlsq":
+        # thresholds above the first ridge step's largest coefficient all leave no term;
+        # an ill-conditioned library (one trajectory settling along a plane) can inflate
+        # the unbiased dense fit by orders of magnitude, and a grid scaled on it then
+        # skips every threshold that keeps a term (a clean linear system fitted as
+        # dx/dt = 0): the grid is rebased where more than two decades of it are empty
+        ridge = data.ridge_top(data.all, opts)
+        if np.isfinite(ridge) and 0 < ridge < RIDGE_REBASE * top:
+            top = ridge
     return np.concatenate([[0.0], np.geomspace(top * 1e-4, top * 1.01, n - 1)])
