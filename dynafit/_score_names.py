@@ -28,6 +28,7 @@ SCORES: dict[str, Better] = {
     "n_terms": Better.LOWER,
     "aic": Better.LOWER,
     "bic": Better.LOWER,
+    "rollout_aicc": Better.LOWER,
     "forecast_r2": Better.HIGHER,
     "forecast_rmse": Better.LOWER,
     "forecast_skill": Better.HIGHER,
@@ -39,6 +40,10 @@ SCORES: dict[str, Better] = {
 SCORE_KEYS = ("deriv_r2", "onestep_r2", "rollout_r2", "rmse", "n_terms", "aic", "bic", "diverged")
 #: What ``Model.score`` adds when a forecast horizon is given.
 FORECAST_KEYS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_diverged")
+#: AICc of the rollout residuals (``dynafit._choice``): a leaderboard column that
+#: ``compare`` adds when it ranks by it (the automatic choice's default), not a key of
+#: ``Model.score``.
+ROLLOUT_AICC = "rollout_aicc"
 #: Information criteria: differences below the ranking tolerance mean "equally good".
 INFORMATION_CRITERIA = frozenset({"aic", "bic"})
 #: The scores a table of many runs summarises by default (:func:`dynafit.summarize_runs`).

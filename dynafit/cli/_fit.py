@@ -112,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fixed sparsity threshold (default: chosen from a sweep)",
     )
-    p.add_argument("--by", default="bic", help="ranking criterion (default: bic)")
+    p.add_argument(
+        "--by",
+        default=None,
+        help="ranking criterion (default: rollout_aicc with --families auto, else bic)",
+    )
     add_out_arguments(p, help="report folder (default: INPUT_fit beside the input)")
     p.add_argument("--run", type=int, default=None, metavar="I", help="fit only run I of a batch")
     p.add_argument(
@@ -532,7 +536,8 @@ def _run(args: argparse.Namespace) -> int:
             runs_table.insert(1, "file", [file_of_run[r] for r in runs_table["run"]])
     elapsed = time.perf_counter() - start
     pooled = ", pooled over runs" if traj.is_batch else ""
-    _print_results(board, args.by, f"by {args.by}{pooled}; {elapsed:.1f} s")
+    by = board.attrs["by"]
+    _print_results(board, by, f"by {by}{pooled}; {elapsed:.1f} s")
     report = write_report(
         out,
         traj,
