@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._score_names import FORECAST_KEYS, INFORMATION_CRITERIA, SCORE_KEYS, Better, orientation
+from ._choice import CLOSE
+from ._score_names import (
+    FORECAST_KEYS,
+    INFORMATION_CRITERIA,
+    ROLLOUT_AICC,
+    SCORE_KEYS,
+    Better,
+    orientation,
+)
 from .families import get_family
 
 #: the polynomial families ``fit_many`` fits run by run by default (``compare``'s default
@@ -31,6 +39,9 @@ DEFAULT_FAMILIES = ("linear", "lotka_volterra", "polynomial")
 SCORE_COLUMNS = SCORE_KEYS
 FORECAST_COLUMNS = FORECAST_KEYS
 DEFAULT_TOLERANCE = 10.0
+#: the band for the rollout AICc: Burnham & Anderson's "substantial support" (delta < 2),
+#: the same as ``dynafit._choice.CLOSE``
+AICC_TOLERANCE = CLOSE
 #: the rollout R^2 a model needs to be shown as the most readable one
 READABLE_R2 = 0.9
 
@@ -113,8 +124,8 @@ def _model_row(
 def rank(board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None) -> pd.DataFrame:
     """Sort a leaderboard best first and number it (``rank`` column, 1 = best).
 
-    For ``by`` in {"aic", "bic"}, rows within ``tolerance`` (default 10) of the best value
-    are equally good and ordered by library size, then number of terms, then ``by``. Other
+    For ``by`` in {"aic", "bic", "rollout_aicc"}, rows within ``tolerance`` (default 10;
+    2 for ``rollout_aicc``, Burnham & Anderson's delta) of the best value are equally good and ordered by library size, then number of terms, then ``by``. Other
     criteria are sorted alone (R^2 and skill descending, the rest ascending). A 0-term
     row whose rollout R^2 is below that of a row with terms comes after every other
     finite row. Diverged rows come after every finite one, rows whose status is not "ok"
@@ -130,7 +141,9 @@ def rank(board: pd.DataFrame, by: str = "bic", *, tolerance: float | None = None
             f"{[c for c in (*SCORE_COLUMNS, *FORECAST_COLUMNS) if c in board.columns]}"
         )
     if tolerance is None:
-        tolerance = DEFAULT_TOLERANCE if by in INFORMATION_CRITERIA else 0.0
+        tolerance = 0.0
+        if by in INFORMATION_CRITERIA:
+            tolerance = AICC_TOLERANCE if by == ROLLOUT_AICC else DEFAULT_TOLERANCE
     df = board.drop(columns=["rank"], errors="ignore").reset_index(drop=True)
     # smaller is better after this sign (a flag such as "diverged" sorts ascending)
     sign = -orientation(by, default=Better.LOWER)

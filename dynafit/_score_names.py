@@ -45,7 +45,7 @@ FORECAST_KEYS = ("forecast_r2", "forecast_rmse", "forecast_skill", "forecast_div
 #: ``Model.score``.
 ROLLOUT_AICC = "rollout_aicc"
 #: Information criteria: differences below the ranking tolerance mean "equally good".
-INFORMATION_CRITERIA = frozenset({"aic", "bic"})
+INFORMATION_CRITERIA = frozenset({"aic", "bic", ROLLOUT_AICC})
 #: The scores a table of many runs summarises by default (:func:`dynafit.summarize_runs`).
 RUN_SUMMARY_SCORES = (
     "onestep_r2",

@@ -281,7 +281,9 @@ def test_rank_by_rollout_aicc():
     best = board["model"].iloc[0]
     zero = best.with_coefficients(np.zeros_like(best.coefficients))
     assert rollout_aicc(best, traj) < rollout_aicc(zero, traj)
-    assert "rollout_aicc" not in dynafit.compare(traj, ("linear",)).columns  # by bic
+    assert "rollout_aicc" not in dynafit.compare(traj, ("linear",)).columns  # 201 samples: bic
+    short, _ = lv_trajectory(n=2, runs=1, n_times=40)  # short data: fit's own rule
+    assert dynafit.compare(short, ("linear",), threshold=0.1).attrs["by"] == "rollout_aicc"
     with pytest.raises(ValueError, match="rollout_aicc"):
         dynafit.compare(traj, ("linear",), by="nonesuch")
 
