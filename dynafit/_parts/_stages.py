@@ -183,6 +183,17 @@ def _check_known(options: Mapping[str, Any], known: Iterable[str], where: str, n
         )
 
 
+def _no_sparse_options(
+    family: AbstractFamily, optimizer: Any, threshold: float | None, n_terms: int | None, how: str
+) -> None:
+    """A family fitted by ``how`` takes no sparse regression, threshold or term count."""
+    if optimizer != "stlsq" or threshold is not None or n_terms is not None:
+        raise ValueError(
+            f"the {family.name!r} family is fitted by {how}; optimizer, threshold and n_terms "
+            "do not apply"
+        )
+
+
 def _shared_rate_stages(
     family: AbstractFamily,
     derivative: Any,
@@ -192,11 +203,9 @@ def _shared_rate_stages(
     matching: Any,
     options: dict[str, Any],
 ) -> Stages:
-    if optimizer != "stlsq" or threshold is not None or n_terms is not None:
-        raise ValueError(
-            f"the {family.name!r} family is fitted by least squares and trajectory "
-            "matching; optimizer, threshold and n_terms do not apply"
-        )
+    _no_sparse_options(
+        family, optimizer, threshold, n_terms, "least squares and trajectory matching"
+    )
     _check_known(
         options,
         SHARED_RATE_OPTIONS,
@@ -219,19 +228,10 @@ def _budget_stages(
     matching: Any,
     options: dict[str, Any],
 ) -> Stages:
-    if optimizer != "stlsq" or threshold is not None or n_terms is not None:
-        raise ValueError(
-            f"the {family.name!r} family is fitted by least squares; optimizer, threshold "
-            "and n_terms do not apply"
-        )
+    _no_sparse_options(family, optimizer, threshold, n_terms, "least squares")
     if matching is not None and matching is not DEFAULT_MATCHING:
         raise ValueError(f"the {family.name!r} family is not followed by trajectory matching")
-    unknown = sorted(set(options) - set(BUDGET_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for the {family.name!r} family; valid options are "
-            f"derivative, stages and {sorted(BUDGET_OPTIONS)}"
-        )
+    _check_known(options, BUDGET_OPTIONS, f" for the {family.name!r} family", "derivative, stages")
     deriv = derivative_part(derivative, options.pop("order", None), options.pop("window", None))
     return Stages(deriv, BudgetLeastSquares(**options), None, None)
 
