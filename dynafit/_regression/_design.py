@@ -233,10 +233,13 @@ class _Data:
         """The largest |coefficient| of STLSQ's first step, the ridge regression on every
         term (scaled units): any threshold above it leaves no term."""
         top = 0.0
-        for X, Y, _ in self._problems(rows):
+        for X, Y, key in self._problems(rows):
             if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
                 return float("nan")
-            gram = X.T @ X + opts["alpha"] * X.shape[0] * np.eye(X.shape[1])
+            alpha = opts["alpha"] * X.shape[0]  # as _solve scales it, before any reduction
+            if X.shape[0] > 2 * X.shape[1]:  # the sweep's cached factorisation, as in _solve
+                X, Y = self._reduced(X, Y, key)
+            gram = X.T @ X + alpha * np.eye(X.shape[1])
             w = np.linalg.lstsq(gram, X.T @ Y, rcond=None)[0]
             top = max(top, float(np.abs(w).max(initial=0.0)))
         return top
